@@ -1,0 +1,124 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func randSlice[T Float](r *rand.Rand, n int) []T {
+	s := make([]T, n)
+	for i := range s {
+		s[i] = T(r.Float64()*2 - 1)
+	}
+	return s
+}
+
+// maxRelErr returns max |a-b| / max(1, max|b|).
+func maxRelErr[T Float](a, b []T) float64 {
+	if len(a) != len(b) {
+		return math.Inf(1)
+	}
+	var d, scale float64
+	for i := range a {
+		d = math.Max(d, math.Abs(float64(a[i])-float64(b[i])))
+		scale = math.Max(scale, math.Abs(float64(b[i])))
+	}
+	return d / math.Max(1, scale)
+}
+
+var gemmShapes = [][3]int{
+	{1, 1, 1}, {1, 7, 3}, {5, 1, 9}, {3, 5, 0}, {12, 32, 1}, {13, 33, 17}, {6, 16, 300},
+	{24, 64, 256}, {25, 97, 257}, {64, 1024, 27}, {3, 4096, 288}, {37, 111, 600},
+}
+
+func testGemm[T Float](t *testing.T, tol float64) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, sh := range gemmShapes {
+		m, n, k := sh[0], sh[1], sh[2]
+		for _, tA := range []bool{false, true} {
+			for _, tB := range []bool{false, true} {
+				for _, beta := range []T{0, 1, 0.5} {
+					// Strides larger than needed check that only the
+					// addressed elements are read and written.
+					colsA, rowsA := k, m
+					if tA {
+						colsA, rowsA = m, k
+					}
+					colsB, rowsB := n, k
+					if tB {
+						colsB, rowsB = k, n
+					}
+					lda, ldb, ldc := colsA+3, colsB+1, n+2
+					a := randSlice[T](r, max(1, rowsA*lda))
+					b := randSlice[T](r, max(1, rowsB*ldb))
+					c0 := randSlice[T](r, max(1, m*ldc))
+					if beta == 0 {
+						for i := range c0 {
+							c0[i] = T(math.NaN()) // must be overwritten, not scaled
+						}
+					}
+					want := append([]T(nil), c0...)
+					got := append([]T(nil), c0...)
+					alpha := T(0.75)
+					GemmRef(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, want, ldc)
+					Gemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, got, ldc)
+					// Padding columns of C must be untouched.
+					for i := 0; i < m; i++ {
+						for j := n; j < ldc && i*ldc+j < len(got); j++ {
+							if got[i*ldc+j] != c0[i*ldc+j] && !(math.IsNaN(float64(got[i*ldc+j])) && math.IsNaN(float64(c0[i*ldc+j]))) {
+								t.Fatalf("m=%d n=%d k=%d: padding of C written at (%d,%d)", m, n, k, i, j)
+							}
+						}
+					}
+					var gv, wv []T
+					for i := 0; i < m; i++ {
+						gv = append(gv, got[i*ldc:i*ldc+n]...)
+						wv = append(wv, want[i*ldc:i*ldc+n]...)
+					}
+					if e := maxRelErr(gv, wv); e > tol*math.Sqrt(float64(k+1)) || math.IsNaN(e) {
+						t.Fatalf("%s m=%d n=%d k=%d tA=%v tB=%v beta=%v: rel err %.3g", GemmKernel(), m, n, k, tA, tB, beta, e)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestGemmFloat32AllKernels(t *testing.T) {
+	defer UseGemmKernel(GemmKernel())
+	for _, name := range GemmKernels() {
+		t.Run(name, func(t *testing.T) {
+			if !UseGemmKernel(name) {
+				t.Fatalf("kernel %s listed but not selectable", name)
+			}
+			for _, w := range []int{1, 2, 3} {
+				old := SetWorkers(w)
+				testGemm[float32](t, 2e-6)
+				SetWorkers(old)
+			}
+		})
+	}
+}
+
+func TestGemmFloat64(t *testing.T) { testGemm[float64](t, 1e-14) }
+
+func BenchmarkSgemm(b *testing.B) {
+	for _, sh := range [][3]int{{64, 1024, 576}, {256, 1024, 576}, {32, 4096, 288}, {576, 1024, 64}} {
+		for _, name := range GemmKernels() {
+			b.Run(fmt.Sprintf("%s/%dx%dx%d", name, sh[0], sh[1], sh[2]), func(b *testing.B) {
+				defer UseGemmKernel(GemmKernel())
+				UseGemmKernel(name)
+				r := rand.New(rand.NewPCG(1, 2))
+				m, n, k := sh[0], sh[1], sh[2]
+				a, bb, c := randSlice[float32](r, m*k), randSlice[float32](r, k*n), make([]float32, m*n)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					Gemm(false, false, m, n, k, 1, a, k, bb, n, 0, c, n)
+				}
+				b.ReportMetric(2*float64(m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
