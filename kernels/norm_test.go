@@ -11,7 +11,7 @@ import (
 func TestInstanceNormLeakyAgainstTorch(t *testing.T) {
 	var v struct {
 		InstNorm struct {
-			Shape        []int
+			Shape       []int
 			X, Y, R, Dx []float64
 		} `json:"instnorm"`
 	}

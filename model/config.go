@@ -1,0 +1,146 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+)
+
+// KernelConfig configures the kernel network (pdm-spec §2.1).
+type KernelConfig struct {
+	Size int `yaml:"size" json:"size"` // kernel side, odd (21 in the paper)
+	NC   int `yaml:"nc" json:"nc"`     // dimension f_k of z_k
+	NF   int `yaml:"nf" json:"nf"`     // features
+	NB   int `yaml:"nb" json:"nb"`     // residual blocks
+	// Spatial draws z_k on the LR grid, one kernel per LR pixel.
+	Spatial bool `yaml:"spatial" json:"spatial"`
+	// Conv is the side of the convolutions in spatial mode: 1 makes the
+	// kernels of neighbouring pixels independent, 3 correlates them. The
+	// spatially invariant network is an MLP on z_k (1x1 convolutions).
+	Conv int `yaml:"conv" json:"conv"`
+	// Init is the initial kernel: "box" is the official code's one-hot bias
+	// through the softmax (close to a uniform Size x Size box),
+	// "gaussian" a centred Gaussian of standard deviation InitSigma HR px.
+	Init      string  `yaml:"init" json:"init"`
+	InitSigma float64 `yaml:"init_sigma" json:"init_sigma"`
+}
+
+// Noise modes (pdm-spec B).
+const (
+	NoiseMixed       = "mixed"        // n = netN(cat(y_clean.detach(), z_n)), per-pixel z_n
+	NoiseZOnly       = "z-only"       // n = netN(z_n): content-independent
+	NoiseContentOnly = "content-only" // n = netN(y_clean.detach()): deterministic
+	NoiseOff         = "off"          // no noise: smooth 8-bit quantisation of y_clean
+)
+
+// NoiseConfig configures the noise network (pdm-spec §2.3, B).
+type NoiseConfig struct {
+	Mode string `yaml:"mode" json:"mode"`
+	NC   int    `yaml:"nc" json:"nc"`     // channels of z_n
+	NF   int    `yaml:"nf" json:"nf"`     // features
+	NB   int    `yaml:"nb" json:"nb"`     // residual blocks
+	Conv int    `yaml:"conv" json:"conv"` // convolution side (3: spatially correlated noise)
+}
+
+// PDMConfig configures the probabilistic degradation model.
+type PDMConfig struct {
+	Scale  int          `yaml:"scale" json:"scale"`
+	Kernel KernelConfig `yaml:"kernel" json:"kernel"`
+	Noise  NoiseConfig  `yaml:"noise" json:"noise"`
+	// FixKernelZ and FixNoiseZ fix z_k and z_n to zero: the deterministic
+	// ablation of the paper's Table 4.
+	FixKernelZ bool `yaml:"fix_kernel_z" json:"fix_kernel_z"`
+	FixNoiseZ  bool `yaml:"fix_noise_z" json:"fix_noise_z"`
+}
+
+// DiscConfig configures the PatchGAN discriminator (pdm-spec §3).
+type DiscConfig struct {
+	NF     int `yaml:"nf" json:"nf"`         // features of the first layer (64)
+	Out    int `yaml:"out" json:"out"`       // output channels (64 in the official code)
+	Stride int `yaml:"stride" json:"stride"` // stride of layers 2 and 3: 2 when PDM trains alone, 1 jointly
+}
+
+// SRConfig configures the EDSR super-resolution network (pdm-spec §4).
+type SRConfig struct {
+	Arch     string  `yaml:"arch" json:"arch"` // "edsr"
+	Scale    int     `yaml:"scale" json:"scale"`
+	NF       int     `yaml:"nf" json:"nf"`
+	NB       int     `yaml:"nb" json:"nb"`
+	ResScale float64 `yaml:"res_scale" json:"res_scale"`
+	// RGBRange is the value range the body works in (255 as EDSR).
+	RGBRange float64 `yaml:"rgb_range" json:"rgb_range"`
+	// Residual adds the network's output to a bicubic upsampling of its
+	// input, so that it learns only the missing detail.
+	Residual bool `yaml:"residual" json:"residual"`
+}
+
+func odd(n int) bool { return n%2 == 1 }
+
+// Validate reports the first setting that cannot work.
+func (c PDMConfig) Validate() error {
+	var errs []error
+	if c.Scale < 1 || c.Scale > 8 {
+		errs = append(errs, fmt.Errorf("scale %d outside 1..8", c.Scale))
+	}
+	k := c.Kernel
+	if k.Size < 1 || !odd(k.Size) {
+		errs = append(errs, fmt.Errorf("kernel.size %d is not a positive odd number", k.Size))
+	}
+	if k.NC < 1 || k.NF < 1 || k.NB < 0 {
+		errs = append(errs, fmt.Errorf("kernel nc/nf/nb %d/%d/%d", k.NC, k.NF, k.NB))
+	}
+	if k.Spatial && k.Conv != 1 && k.Conv != 3 {
+		errs = append(errs, fmt.Errorf("kernel.conv %d: 1 or 3", k.Conv))
+	}
+	switch k.Init {
+	case "box":
+	case "gaussian":
+		if k.InitSigma <= 0 {
+			errs = append(errs, fmt.Errorf("kernel.init_sigma %g must be positive for a gaussian init", k.InitSigma))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("kernel.init %q: box or gaussian", k.Init))
+	}
+	n := c.Noise
+	switch n.Mode {
+	case NoiseOff:
+	case NoiseMixed, NoiseZOnly, NoiseContentOnly:
+		if n.NF < 1 || n.NB < 0 || (n.Mode != NoiseContentOnly && n.NC < 1) {
+			errs = append(errs, fmt.Errorf("noise nc/nf/nb %d/%d/%d", n.NC, n.NF, n.NB))
+		}
+		if n.Conv != 1 && n.Conv != 3 {
+			errs = append(errs, fmt.Errorf("noise.conv %d: 1 or 3", n.Conv))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("noise.mode %q: mixed, z-only, content-only or off", n.Mode))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("model: pdm config: %w", err)
+	}
+	return nil
+}
+
+// Validate reports the first setting that cannot work.
+func (c DiscConfig) Validate() error {
+	if c.NF < 1 || c.Out < 1 || (c.Stride != 1 && c.Stride != 2) {
+		return fmt.Errorf("model: discriminator config nf %d out %d stride %d", c.NF, c.Out, c.Stride)
+	}
+	return nil
+}
+
+// Validate reports the first setting that cannot work.
+func (c SRConfig) Validate() error {
+	var errs []error
+	if c.Arch != "edsr" {
+		errs = append(errs, fmt.Errorf("arch %q: only edsr", c.Arch))
+	}
+	if c.Scale != 2 && c.Scale != 3 && c.Scale != 4 {
+		errs = append(errs, fmt.Errorf("scale %d: 2, 3 or 4", c.Scale))
+	}
+	if c.NF < 1 || c.NB < 0 || c.ResScale <= 0 || c.RGBRange <= 0 {
+		errs = append(errs, fmt.Errorf("nf/nb/res_scale/rgb_range %d/%d/%g/%g", c.NF, c.NB, c.ResScale, c.RGBRange))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("model: sr config: %w", err)
+	}
+	return nil
+}

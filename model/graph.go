@@ -1,0 +1,287 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Graph is one computation of pdmflow's networks (a training step's loss,
+// or an inference pass) as a gorgonia expression graph with its tape
+// machine. Building records the first error and turns later calls into
+// no-ops, so model code reads as a sequence of layers; Err reports it.
+//
+// Which parameters get gradients is decided per graph by Train: the
+// discriminator is frozen in the generator's step and trained in its own,
+// as in pdm-spec §5. Gradient nodes are only built for inputs that depend on
+// a trained parameter.
+type Graph struct {
+	eg      *G.ExprGraph
+	dt      tensor.Dtype
+	err     error
+	needs   map[*G.Node]bool
+	nodes   map[*Param]*G.Node
+	order   []*Param // parameters in the order they entered the graph
+	train   map[*Param]bool
+	grads   map[*Param]*G.Node
+	inputs  map[string]*G.Node
+	vm      G.VM
+	nInputs int
+}
+
+// NewGraph starts an empty graph computing in dt (tensor.Float32 for
+// training and inference, tensor.Float64 for gradient checks).
+func NewGraph(dt tensor.Dtype) *Graph {
+	return &Graph{
+		eg:     G.NewGraph(),
+		dt:     dt,
+		needs:  map[*G.Node]bool{},
+		nodes:  map[*Param]*G.Node{},
+		train:  map[*Param]bool{},
+		grads:  map[*Param]*G.Node{},
+		inputs: map[string]*G.Node{},
+	}
+}
+
+// Dtype is the element type of the graph.
+func (g *Graph) Dtype() tensor.Dtype { return g.dt }
+
+// Err returns the first error met while building or running the graph.
+func (g *Graph) Err() error { return g.err }
+
+func (g *Graph) fail(err error) {
+	if g.err == nil {
+		g.err = err
+	}
+}
+
+// Train marks the learnable parameters of the given modules as trained in
+// this graph. Call it before building the layers that use them.
+func (g *Graph) Train(ms ...*Module) {
+	for _, m := range ms {
+		for _, p := range m.params {
+			if p.Learnable {
+				g.train[p] = true
+			}
+		}
+	}
+}
+
+// Input adds a data node (no gradient) of the given shape; Run feeds it by
+// name.
+func (g *Graph) Input(name string, shape ...int) *G.Node {
+	if g.err != nil {
+		return nil
+	}
+	if _, dup := g.inputs[name]; dup {
+		g.fail(fmt.Errorf("model: graph input %q added twice", name))
+		return nil
+	}
+	n := G.NewTensor(g.eg, g.dt, len(shape), G.WithShape(shape...), G.WithName(name))
+	g.inputs[name] = n
+	return n
+}
+
+// Param returns the node of a module parameter, bound to its value (the
+// graph reads the weights in place, so optimizer updates are seen by every
+// graph that uses them).
+func (g *Graph) Param(p *Param) *G.Node {
+	if g.err != nil {
+		return nil
+	}
+	if n, ok := g.nodes[p]; ok {
+		return n
+	}
+	if p.Value.Dtype() != g.dt {
+		g.fail(fmt.Errorf("model: parameter %s is %v, graph computes in %v", p.Name, p.Value.Dtype(), g.dt))
+		return nil
+	}
+	n := G.NewTensor(g.eg, g.dt, p.Value.Dims(), G.WithShape(p.Value.Shape()...), G.WithName(p.Name), G.WithValue(p.Value))
+	g.nodes[p] = n
+	g.order = append(g.order, p)
+	g.needs[n] = g.train[p]
+	return n
+}
+
+// apply adds op on inputs. op.diff, when set, says which inputs the op can
+// differentiate; it is narrowed to the inputs that depend on a trained
+// parameter.
+func (g *Graph) apply(o *kop, ins ...*G.Node) *G.Node {
+	if g.err != nil {
+		return nil
+	}
+	o.g = g
+	o.inShapes = make([]tensor.Shape, len(ins))
+	diff := make([]bool, len(ins))
+	any := false
+	for i, n := range ins {
+		if n == nil {
+			g.fail(fmt.Errorf("model: %s: input %d missing", o.name, i))
+			return nil
+		}
+		if n.IsScalar() {
+			o.inShapes[i] = tensor.ScalarShape()
+		} else {
+			o.inShapes[i] = n.Shape()
+		}
+		diff[i] = g.needs[n] && (o.diff == nil || o.diff[i])
+		any = any || diff[i]
+	}
+	o.diff = diff
+	n, err := G.ApplyOp(o, ins...)
+	if err != nil {
+		g.fail(fmt.Errorf("model: %s: %w", o.name, err))
+		return nil
+	}
+	g.needs[n] = any
+	return n
+}
+
+// Backward adds the gradient of the scalar loss with respect to every
+// trained parameter used in the graph.
+func (g *Graph) Backward(loss *G.Node) {
+	if g.err != nil {
+		return
+	}
+	var ps []*Param
+	var wrt G.Nodes
+	for _, p := range g.order {
+		if g.train[p] {
+			ps = append(ps, p)
+			wrt = append(wrt, g.nodes[p])
+		}
+	}
+	if len(wrt) == 0 {
+		g.fail(errors.New("model: Backward: no trained parameter in the graph"))
+		return
+	}
+	gs, err := G.Grad(loss, wrt...)
+	if err != nil {
+		g.fail(fmt.Errorf("model: gradient: %w", err))
+		return
+	}
+	for i, p := range ps {
+		g.grads[p] = gs[i]
+	}
+}
+
+// Run feeds the named inputs and executes the graph. Values read from the
+// graph (Value, Grad) stay valid until the next Run.
+func (g *Graph) Run(feeds map[string]*tensor.Dense) error {
+	if g.err != nil {
+		return g.err
+	}
+	if g.vm == nil {
+		g.vm = G.NewTapeMachine(g.eg)
+	}
+	g.vm.Reset()
+	for name, n := range g.inputs {
+		v, ok := feeds[name]
+		if !ok {
+			return fmt.Errorf("model: graph input %q not fed", name)
+		}
+		if !v.Shape().Eq(n.Shape()) || v.Dtype() != g.dt {
+			return fmt.Errorf("model: graph input %q: got %v %v, want %v %v", name, v.Dtype(), v.Shape(), g.dt, n.Shape())
+		}
+		if err := G.Let(n, v); err != nil {
+			return fmt.Errorf("model: feeding %q: %w", name, err)
+		}
+	}
+	if len(feeds) != len(g.inputs) {
+		for name := range feeds {
+			if _, ok := g.inputs[name]; !ok {
+				return fmt.Errorf("model: fed %q, which the graph does not have", name)
+			}
+		}
+	}
+	if err := g.vm.RunAll(); err != nil {
+		return fmt.Errorf("model: running graph: %w", err)
+	}
+	return nil
+}
+
+// Close releases the tape machine.
+func (g *Graph) Close() {
+	if g.vm != nil {
+		g.vm.Close()
+		g.vm = nil
+	}
+}
+
+// Grad returns the gradient of the last Run's loss for p, or nil if p was
+// not trained in this graph.
+func (g *Graph) Grad(p *Param) *tensor.Dense {
+	n, ok := g.grads[p]
+	if !ok {
+		return nil
+	}
+	d, _ := n.Value().(*tensor.Dense)
+	return d
+}
+
+// Trained lists the parameters that receive gradients, in the order they
+// entered the graph.
+func (g *Graph) Trained() []*Param {
+	var ps []*Param
+	for _, p := range g.order {
+		if _, ok := g.grads[p]; ok {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// Float32s returns the float32 data of a node's value after Run.
+func Float32s(n *G.Node) []float32 {
+	if n == nil {
+		return nil
+	}
+	d, _ := valueData[float32](n.Value())
+	return d
+}
+
+// Float64s returns the float64 data of a node's value after Run.
+func Float64s(n *G.Node) []float64 {
+	if n == nil {
+		return nil
+	}
+	d, _ := valueData[float64](n.Value())
+	return d
+}
+
+// Scalar returns a scalar node's value after Run as a float64.
+func Scalar(n *G.Node) float64 {
+	if n == nil || n.Value() == nil {
+		return 0
+	}
+	switch v := n.Value().Data().(type) {
+	case float32:
+		return float64(v)
+	case float64:
+		return v
+	case []float32:
+		if len(v) == 1 {
+			return float64(v[0])
+		}
+	case []float64:
+		if len(v) == 1 {
+			return v[0]
+		}
+	}
+	return 0
+}
+
+// shape4 returns a node's shape as N, C, H, W, failing the graph otherwise.
+func (g *Graph) shape4(what string, n *G.Node) (int, int, int, int, bool) {
+	if g.err != nil || n == nil {
+		return 0, 0, 0, 0, false
+	}
+	s := n.Shape()
+	if s.Dims() != 4 {
+		g.fail(fmt.Errorf("model: %s: input has shape %v, want N x C x H x W", what, s))
+		return 0, 0, 0, 0, false
+	}
+	return s[0], s[1], s[2], s[3], true
+}
