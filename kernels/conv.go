@@ -1,6 +1,9 @@
 package kernels
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
 // ConvShape describes a 2-D convolution (PyTorch's conv2d: a
 // cross-correlation with zero padding) of an N x C x H x W input with K
@@ -344,19 +347,31 @@ func Conv2DBackwardFilter[T Float](s ConvShape, dw, x, dy []T) {
 		}
 		return
 	}
-	// Many images: each worker sums its images into a partial dw, and the
-	// partials are added at the end.
+	// Many images: each worker sums a fixed contiguous range of images into
+	// a partial dw, and the partials are added in order, so the result does
+	// not depend on scheduling (it does depend on the worker count).
 	nw := Workers()
-	cols := make([]*[]T, nw)
+	chunk := (s.N + nw - 1) / nw
 	parts := make([]*[]T, nw)
-	parallelTasks(s.N, func(worker, n int) {
-		b := colFor(&cols[worker], x[n*chw:(n+1)*chw])
-		if parts[worker] == nil {
-			parts[worker] = getBuf[T](len(dw))
-			clear(*parts[worker])
-		}
-		gemmSerial(false, true, s.K, ckk, ohw, 1, dy[n*s.K*ohw:(n+1)*s.K*ohw], ohw, b, ohw, 1, *parts[worker], ckk)
-	})
+	var wg sync.WaitGroup
+	for k := 0; k*chunk < s.N; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var col *[]T
+			part := getBuf[T](len(dw))
+			clear(*part)
+			for n := k * chunk; n < min(s.N, (k+1)*chunk); n++ {
+				b := colFor(&col, x[n*chw:(n+1)*chw])
+				gemmSerial(false, true, s.K, ckk, ohw, 1, dy[n*s.K*ohw:(n+1)*s.K*ohw], ohw, b, ohw, 1, *part, ckk)
+			}
+			if col != nil {
+				putBuf(col)
+			}
+			parts[k] = part
+		}()
+	}
+	wg.Wait()
 	clear(dw)
 	for _, p := range parts {
 		if p == nil {
@@ -366,11 +381,6 @@ func Conv2DBackwardFilter[T Float](s ConvShape, dw, x, dy []T) {
 			dw[i] += v
 		}
 		putBuf(p)
-	}
-	for _, c := range cols {
-		if c != nil {
-			putBuf(c)
-		}
 	}
 }
 

@@ -137,3 +137,17 @@ func MeanAbsDiffBackward[T Float](da, a, b []T, g float64) {
 		}
 	}
 }
+
+// Quantize8 writes round(clamp(x, 0, 1) * 255) / 255 into y: an image
+// stored with 8 bits, rounding half to even as torch.round does (the SR
+// step's input, pdm-spec §4).
+func Quantize8[T Float](y, x []T) {
+	sameLen("Quantize8", len(y), len(x))
+	for i, v := range x {
+		f := math.Min(1, math.Max(0, float64(v)))
+		if math.IsNaN(float64(v)) {
+			f = 0
+		}
+		y[i] = T(math.RoundToEven(f*255) / 255)
+	}
+}

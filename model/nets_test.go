@@ -88,7 +88,7 @@ func TestPDMEndToEndGradient(t *testing.T) {
 				if zn != nil {
 					znN = g.Input("zn", zn.Shape()...)
 				}
-				kern := pdm.kernels(g, hrN, zkN, true)
+				kern := pdm.KernelNet(g, zkN, true)
 				fake := g.BlurDown(hrN, kern, pdm.Cfg.Kernel.Size, pdm.Cfg.Scale)
 				var noise *G.Node
 				if pdm.Noise == nil {
@@ -202,7 +202,7 @@ func TestDetachMatchesConstant(t *testing.T) {
 		var fake, noise *G.Node
 		if constant {
 			f["clean"] = clean
-			kern := pdm.kernels(g, hrN, zkN, true)
+			kern := pdm.KernelNet(g, zkN, true)
 			noise = pdm.noise(g, g.Input("clean", clean.Shape()...), znN, true)
 			fake = g.AddScaled(g.BlurDown(hrN, kern, pdm.Cfg.Kernel.Size, pdm.Cfg.Scale), noise, 1)
 		} else {

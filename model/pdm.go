@@ -138,7 +138,7 @@ type PDMOutput struct {
 // ones, so that each sample's degradation depends on its own latents only.
 func (p *PDM) Forward(g *Graph, hr, zk, zn *G.Node, train bool) PDMOutput {
 	var out PDMOutput
-	out.Kernel = p.kernels(g, hr, zk, train)
+	out.Kernel = p.KernelNet(g, zk, train)
 	out.Clean = g.BlurDown(hr, out.Kernel, p.Cfg.Kernel.Size, p.Cfg.Scale)
 	if p.Noise == nil {
 		out.Fake = g.FourierQuant(out.Clean)
@@ -149,9 +149,10 @@ func (p *PDM) Forward(g *Graph, hr, zk, zn *G.Node, train bool) PDMOutput {
 	return out
 }
 
-// kernels adds the kernel network: z_k to kernels.
-func (p *PDM) kernels(g *Graph, hr, zk *G.Node, train bool) *G.Node {
-	n, _, _, _, ok := g.shape4("pdm", hr)
+// KernelNet adds the kernel network alone: z_k (from LatentShapes) to
+// kernels, N x k*k (or N x k*k x h x w when spatially variant).
+func (p *PDM) KernelNet(g *Graph, zk *G.Node, train bool) *G.Node {
+	n, _, _, _, ok := g.shape4("kernel net", zk)
 	if !ok {
 		return nil
 	}

@@ -1,0 +1,242 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+)
+
+// Bicubic resizing as MATLAB's imresize(A, [oh ow], 'bicubic') computes it
+// (antialiasing on, the default), which is how super-resolution data sets
+// and the PDM evaluation make their low-resolution images.
+//
+// Per axis MATLAB's contributions() does, with 1-based output coordinate x,
+// scale = out/in and the cubic kernel of a = -0.5 (width 4):
+//
+//	kernel_width = 4,       h(t) = cubic(t)                if scale >= 1
+//	kernel_width = 4/scale, h(t) = scale*cubic(scale*t)    if scale < 1 (antialiasing)
+//	u    = x/scale + 0.5*(1 - 1/scale)                     (input coordinate, 1-based)
+//	left = floor(u - kernel_width/2)
+//	P    = ceil(kernel_width) + 2                          (taps left .. left+P-1)
+//	w_k  = h(u - (left+k)) / sum_k h(u - (left+k))         (k = 0 .. P-1)
+//
+// Tap indices outside [1, in] are mirrored with the edge pixel repeated
+// (MATLAB's aux = [1:in, in:-1:1] modulo trick: 0 maps to 1, -1 to 2, in+1 to
+// in), and tap columns whose weight is zero for every output are dropped.
+// MATLAB then resizes the dimension with the smaller scale first (height
+// first on a tie); ResizeBicubic does the same so that it rounds like MATLAB
+// up to the order of additions inside one pass.
+//
+// The functions work on floats of any range and neither round nor clamp:
+// MATLAB's uint8 path is this computation followed by rounding to the
+// nearest integer and saturation to [0, 255], which callers do themselves.
+
+// bicubicKernel is MATLAB's bicubic kernel (Keys, a = -0.5).
+func bicubicKernel(x float64) float64 {
+	ax := math.Abs(x)
+	ax2 := ax * ax
+	ax3 := ax2 * ax
+	switch {
+	case ax <= 1:
+		return 1.5*ax3 - 2.5*ax2 + 1
+	case ax <= 2:
+		return -0.5*ax3 + 2.5*ax2 - 4*ax + 2
+	}
+	return 0
+}
+
+// mirrorRepeat maps a 0-based tap index into [0, n) as MATLAB's
+// aux(mod(i-1, 2n) + 1) with aux = [1:n, n:-1:1] does for 1-based indices:
+// the edge pixel is repeated (-1 -> 0, n -> n-1).
+func mirrorRepeat(i, n int) int {
+	m := i % (2 * n)
+	if m < 0 {
+		m += 2 * n
+	}
+	if m >= n {
+		m = 2*n - 1 - m
+	}
+	return m
+}
+
+// bicubicTaps returns the P taps of output pixel o (0-based) of an axis
+// resized from in to out pixels: 0-based mirrored input indices and
+// normalised weights, zero weights included.
+func bicubicTaps(o, in, out int) (idx []int, w []float64) {
+	scale := float64(out) / float64(in)
+	kw := 4.0
+	h := bicubicKernel
+	if scale < 1 {
+		kw /= scale
+		h = func(t float64) float64 { return scale * bicubicKernel(scale*t) }
+	}
+	u := float64(o+1)/scale + 0.5*(1-1/scale)
+	left := int(math.Floor(u - kw/2))
+	p := int(math.Ceil(kw)) + 2
+	idx = make([]int, p)
+	w = make([]float64, p)
+	var sum float64
+	for k := range p {
+		j := left + k // 1-based index left + k, k = 0 .. P-1 as in MATLAB
+		w[k] = h(u - float64(j))
+		sum += w[k]
+		idx[k] = mirrorRepeat(j-1, in)
+	}
+	for k := range w {
+		w[k] /= sum
+	}
+	return idx, w
+}
+
+// resizeTable holds the taps of every output pixel of one axis: taps
+// [o*k, (o+1)*k) of idx and w belong to output o.
+type resizeTable[T Float] struct {
+	k        int
+	idx      []int
+	w        []T
+	identity bool // out == in and every output copies its input pixel
+}
+
+// newResizeTable builds the taps of an axis resized from in to out pixels and
+// drops the tap columns that are zero for every output, as MATLAB does.
+func newResizeTable[T Float](in, out int) resizeTable[T] {
+	idx := make([][]int, out)
+	w := make([][]float64, out)
+	for o := range out {
+		idx[o], w[o] = bicubicTaps(o, in, out)
+	}
+	p := len(w[0])
+	var keep []int
+	for k := range p {
+		for o := range out {
+			if w[o][k] != 0 {
+				keep = append(keep, k)
+				break
+			}
+		}
+	}
+	t := resizeTable[T]{k: len(keep), idx: make([]int, out*len(keep)), w: make([]T, out*len(keep))}
+	t.identity = in == out && t.k == 1
+	for o := range out {
+		for n, k := range keep {
+			t.idx[o*t.k+n] = idx[o][k]
+			t.w[o*t.k+n] = T(w[o][k])
+			if t.idx[o*t.k+n] != o || w[o][k] != 1 {
+				t.identity = false
+			}
+		}
+	}
+	return t
+}
+
+func checkResize(name string, planes, h, w, oh, ow, ldst, lsrc int) {
+	if planes < 0 || h < 1 || w < 1 || oh < 1 || ow < 1 {
+		panic(fmt.Sprintf("kernels: %s: cannot resize %d planes of %dx%d to %dx%d", name, planes, h, w, oh, ow))
+	}
+	if lsrc != planes*h*w || ldst != planes*oh*ow {
+		panic(fmt.Sprintf("kernels: %s: src and dst have %d and %d elements; %d planes of %dx%d -> %dx%d need %d and %d",
+			name, lsrc, ldst, planes, h, w, oh, ow, planes*h*w, planes*oh*ow))
+	}
+}
+
+// ResizeBicubicRef is the reference of ResizeBicubic: every output pixel is
+// the direct 2-D sum over its separable taps,
+//
+//	dst[p,i,j] = sum_a sum_b wh[i,a] * ww[j,b] * src[p, ih[i,a], iw[j,b]]
+//
+// accumulated in float64.
+func ResizeBicubicRef[T Float](planes, h, w, oh, ow int, dst, src []T) {
+	checkResize("ResizeBicubicRef", planes, h, w, oh, ow, len(dst), len(src))
+	for p := range planes {
+		plane := src[p*h*w:][:h*w]
+		for i := range oh {
+			ih, wh := bicubicTaps(i, h, oh)
+			for j := range ow {
+				iw, ww := bicubicTaps(j, w, ow)
+				var acc float64
+				for a := range ih {
+					for b := range iw {
+						acc += wh[a] * ww[b] * float64(plane[ih[a]*w+iw[b]])
+					}
+				}
+				dst[(p*oh+i)*ow+j] = T(acc)
+			}
+		}
+	}
+}
+
+// ResizeBicubic resizes planes (N*C for NCHW data) images of h x w in src to
+// oh x ow in dst like MATLAB's imresize(A, [oh ow], 'bicubic') (see the
+// comment at the top of this file): two 1-D passes with precomputed tap
+// tables, the axis with the smaller scale first, the rows of every plane
+// spread over the cores. Any sizes of at least one pixel work, up or down,
+// with independent ratios per axis.
+func ResizeBicubic[T Float](planes, h, w, oh, ow int, dst, src []T) {
+	checkResize("ResizeBicubic", planes, h, w, oh, ow, len(dst), len(src))
+	if planes == 0 {
+		return
+	}
+	th := newResizeTable[T](h, oh)
+	tw := newResizeTable[T](w, ow)
+	heightFirst := float64(oh)/float64(h) <= float64(ow)/float64(w)
+	switch {
+	case th.identity && tw.identity:
+		copy(dst, src)
+	case th.identity:
+		resizeAlongW(planes, h, w, ow, dst, src, tw)
+	case tw.identity:
+		resizeAlongH(planes, h, oh, w, dst, src, th)
+	case heightFirst:
+		buf := getBuf[T](planes * oh * w)
+		resizeAlongH(planes, h, oh, w, *buf, src, th)
+		resizeAlongW(planes, oh, w, ow, dst, *buf, tw)
+		putBuf(buf)
+	default:
+		buf := getBuf[T](planes * h * ow)
+		resizeAlongW(planes, h, w, ow, *buf, src, tw)
+		resizeAlongH(planes, h, oh, ow, dst, *buf, th)
+		putBuf(buf)
+	}
+}
+
+// resizeAlongH resizes the columns of planes images of h x w to oh x w:
+// every output row is a weighted sum of whole input rows.
+func resizeAlongH[T Float](planes, h, oh, w int, dst, src []T, t resizeTable[T]) {
+	parallelFor(planes*oh, max(1, 32768/(w*t.k)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			p, i := r/oh, r%oh
+			plane := src[p*h*w:][:h*w]
+			out := dst[r*w:][:w]
+			idx, wt := t.idx[i*t.k:][:t.k], t.w[i*t.k:][:t.k]
+			in := plane[idx[0]*w:][:w]
+			c := wt[0]
+			for j, v := range in {
+				out[j] = c * v
+			}
+			for k := 1; k < t.k; k++ {
+				in := plane[idx[k]*w:][:w]
+				c := wt[k]
+				for j, v := range in {
+					out[j] += c * v
+				}
+			}
+		}
+	})
+}
+
+// resizeAlongW resizes the rows of planes images of h x w to h x ow.
+func resizeAlongW[T Float](planes, h, w, ow int, dst, src []T, t resizeTable[T]) {
+	parallelFor(planes*h, max(1, 32768/(ow*t.k)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			in := src[r*w:][:w]
+			out := dst[r*ow:][:ow]
+			for j := range out {
+				idx, wt := t.idx[j*t.k:][:t.k], t.w[j*t.k:][:t.k]
+				var acc T
+				for k, c := range wt {
+					acc += c * in[idx[k]]
+				}
+				out[j] = acc
+			}
+		}
+	})
+}

@@ -1,0 +1,134 @@
+package model
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/pdmflow/pdmflow/kernels"
+)
+
+// Degraded is one degradation of an HR image.
+type Degraded struct {
+	H, W   int       // LR size
+	LR     []float32 // 3 x H x W as generated (not clamped or rounded)
+	Clean  []float32 // y_clean, before noise
+	Noise  []float32 // n (nil when the noise mode is off)
+	Kernel []float32 // k*k, or k*k x H x W for spatially variant kernels
+}
+
+// Degrade applies the PDM to one HR image (3 x h x w, values in [0,1]) with
+// latents drawn from r, using BatchNorm's running statistics so that the
+// result depends only on the image, the weights and r.
+func (p *PDM) Degrade(hr []float32, h, w int, r *rand.Rand) (*Degraded, error) {
+	if len(hr) != 3*h*w {
+		return nil, fmt.Errorf("model: degrade: %d values for a 3x%dx%d image", len(hr), h, w)
+	}
+	s := kernels.BlurShape{N: 1, C: 3, H: h, W: w, KS: p.Cfg.Kernel.Size, Scale: p.Cfg.Scale}
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("model: degrade: %w", err)
+	}
+	lh, lw := s.OutH(), s.OutW()
+	zk, zn := p.SampleLatents(r, tensor.Float32, 1, lh, lw)
+	g := NewGraph(tensor.Float32)
+	defer g.Close()
+	feeds := map[string]*tensor.Dense{"hr": tensor.New(tensor.WithShape(1, 3, h, w), tensor.WithBacking(hr)), "zk": zk}
+	zkN := g.Input("zk", zk.Shape()...)
+	var znN *G.Node
+	if zn != nil {
+		znN = g.Input("zn", zn.Shape()...)
+		feeds["zn"] = zn
+	}
+	out := p.Forward(g, g.Input("hr", 1, 3, h, w), zkN, znN, false)
+	if err := g.Err(); err != nil {
+		return nil, err
+	}
+	if err := g.Run(feeds); err != nil {
+		return nil, err
+	}
+	d := &Degraded{H: lh, W: lw}
+	d.LR = append([]float32(nil), Float32s(out.Fake)...)
+	d.Clean = append([]float32(nil), Float32s(out.Clean)...)
+	if out.Noise != nil {
+		d.Noise = append([]float32(nil), Float32s(out.Noise)...)
+	}
+	d.Kernel = append([]float32(nil), Float32s(out.Kernel)...)
+	return d, nil
+}
+
+// ReceptiveRadius is how many LR pixels around an output pixel's own
+// position influence it: the head, 2 per residual block, the body conv and
+// the upsampling convs (at most one LR pixel each).
+func (e *EDSR) ReceptiveRadius() int { return 1 + 2*e.Cfg.NB + 1 + len(upFactors(e.Cfg.Scale)) + 1 }
+
+// Upscale runs the SR network on one LR image (3 x h x w in [0,1]) and
+// returns the SR image (3 x h*s x w*s, unclamped). Images larger than tile
+// LR pixels on a side are processed in tiles whose margins cover the
+// receptive field, so the result equals a whole-image pass while memory
+// stays bounded.
+func (e *EDSR) Upscale(lr []float32, h, w, tile int) ([]float32, error) {
+	if len(lr) != 3*h*w || h < 1 || w < 1 {
+		return nil, fmt.Errorf("model: upscale: %d values for a 3x%dx%d image", len(lr), h, w)
+	}
+	s := e.Cfg.Scale
+	out := make([]float32, 3*h*s*w*s)
+	if tile <= 0 || (h <= tile && w <= tile) {
+		return out, e.upscaleTile(lr, h, w, 0, 0, h, w, 0, 0, h, w, out)
+	}
+	m := e.ReceptiveRadius()
+	for y0 := 0; y0 < h; y0 += tile {
+		for x0 := 0; x0 < w; x0 += tile {
+			y1, x1 := min(h, y0+tile), min(w, x0+tile)
+			// The tile's input window: its core plus the margin.
+			wy0, wx0 := max(0, y0-m), max(0, x0-m)
+			wy1, wx1 := min(h, y1+m), min(w, x1+m)
+			if err := e.upscaleTile(lr, h, w, wy0, wx0, wy1, wx1, y0, x0, y1, x1, out); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// upscaleTile runs the network on the window [wy0,wy1) x [wx0,wx1) of lr
+// and copies the part of the result over the core [y0,y1) x [x0,x1) into
+// out.
+func (e *EDSR) upscaleTile(lr []float32, h, w, wy0, wx0, wy1, wx1, y0, x0, y1, x1 int, out []float32) error {
+	s := e.Cfg.Scale
+	th, tw := wy1-wy0, wx1-wx0
+	in := make([]float32, 3*th*tw)
+	for c := 0; c < 3; c++ {
+		for y := 0; y < th; y++ {
+			copy(in[(c*th+y)*tw:(c*th+y+1)*tw], lr[(c*h+wy0+y)*w+wx0:(c*h+wy0+y)*w+wx1])
+		}
+	}
+	g := NewGraph(tensor.Float32)
+	defer g.Close()
+	feeds := map[string]*tensor.Dense{"lr": tensor.New(tensor.WithShape(1, 3, th, tw), tensor.WithBacking(in))}
+	lrN := g.Input("lr", 1, 3, th, tw)
+	var bic *G.Node
+	if e.Cfg.Residual {
+		up := make([]float32, 3*th*s*tw*s)
+		kernels.ResizeBicubic(3, th, tw, th*s, tw*s, up, in)
+		feeds["bic"] = tensor.New(tensor.WithShape(1, 3, th*s, tw*s), tensor.WithBacking(up))
+		bic = g.Input("bic", 1, 3, th*s, tw*s)
+	}
+	sr := e.Forward(g, lrN, bic)
+	if err := g.Err(); err != nil {
+		return err
+	}
+	if err := g.Run(feeds); err != nil {
+		return err
+	}
+	v := Float32s(sr)
+	W, TW := w*s, tw*s
+	for c := 0; c < 3; c++ {
+		for y := y0 * s; y < y1*s; y++ {
+			ty := y - wy0*s
+			copy(out[(c*h*s+y)*W+x0*s:(c*h*s+y)*W+x1*s], v[(c*th*s+ty)*TW+(x0-wx0)*s:(c*th*s+ty)*TW+(x1-wx0)*s])
+		}
+	}
+	return nil
+}

@@ -1,0 +1,116 @@
+package trainer
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/pdmflow/pdmflow/internal/safetensors"
+	"github.com/pdmflow/pdmflow/model"
+)
+
+// Files a run writes into its output directory.
+const (
+	CheckpointFile = "checkpoint.safetensors" // everything needed to resume
+	PDMFile        = "pdm.safetensors"        // the degradation model (for degrade)
+	SRFile         = "sr.safetensors"         // the SR network (for sr)
+	KernelsFile    = "kernels.png"            // latest grid of sampled kernels
+	SamplesFile    = "lr_samples.png"         // latest fake LR next to real LR
+	LogFile        = "train_log.csv"
+)
+
+const metaStep = "pdmflow.step"
+
+// Save writes the checkpoint (all networks, BatchNorm statistics, optimizer
+// moments and step counts, the step) and the latest PDM and SR weights.
+// Each file is replaced atomically.
+func (t *Trainer) Save() error {
+	var extra []safetensors.Tensor
+	meta := map[string]string{metaStep: strconv.Itoa(t.step)}
+	for name, o := range t.optimizers() {
+		extra = append(extra, o.StateTensors("optim."+name)...)
+		meta["pdmflow.optim."+name+".steps"] = strconv.Itoa(o.Steps)
+	}
+	b, err := model.EncodeWeights(model.KindCheckpoint, t.cfg, meta, extra, t.modules()...)
+	if err != nil {
+		return err
+	}
+	out := t.opt.Out
+	if err := model.WriteFileAtomic(filepath.Join(out, CheckpointFile), b); err != nil {
+		return fmt.Errorf("trainer: checkpoint: %w", err)
+	}
+	if t.PDM != nil {
+		if err := model.SavePDM(filepath.Join(out, PDMFile), t.PDM); err != nil {
+			return fmt.Errorf("trainer: %w", err)
+		}
+	}
+	if err := model.SaveEDSR(filepath.Join(out, SRFile), t.SR); err != nil {
+		return fmt.Errorf("trainer: %w", err)
+	}
+	t.log.Debug("checkpoint saved", "step", t.step, "dir", out)
+	return nil
+}
+
+// optimizers names the run's optimizers (a map is fine: names are unique
+// and each is saved under its own prefix).
+func (t *Trainer) optimizers() map[string]*model.Adam {
+	m := map[string]*model.Adam{"sr": t.optSR}
+	if t.optPDM != nil {
+		m["pdm"] = t.optPDM
+		m["disc"] = t.optD
+	}
+	return m
+}
+
+// resumable strips what may change between a run and its resumption.
+func resumable(c Config) Config {
+	c.Steps = 0
+	c.LogEvery, c.SampleEvery, c.CheckpointEvery = 0, 0, 0
+	return c
+}
+
+// restore loads the output directory's checkpoint if there is one. The
+// checkpoint's config must equal this run's except for the number of steps
+// and the reporting intervals.
+func (t *Trainer) restore() error {
+	path := filepath.Join(t.opt.Out, CheckpointFile)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	w, err := model.ReadWeightsFile(path, model.KindCheckpoint)
+	if err != nil {
+		return fmt.Errorf("trainer: cannot resume: %w (move the file away to start afresh)", err)
+	}
+	var saved Config
+	if err := w.Config(&saved); err != nil {
+		return fmt.Errorf("trainer: cannot resume: %w", err)
+	}
+	a, _ := json.Marshal(resumable(saved))
+	b, _ := json.Marshal(resumable(*t.cfg))
+	if !bytes.Equal(a, b) {
+		return fmt.Errorf("trainer: %s holds a checkpoint of a different config (%q); use another --out or remove it to start afresh", t.opt.Out, saved.Name)
+	}
+	step, err := strconv.Atoi(w.File.Metadata[metaStep])
+	if err != nil || step < 0 {
+		return fmt.Errorf("trainer: %s: bad step %q", path, w.File.Metadata[metaStep])
+	}
+	if err := w.Load(t.modules()...); err != nil {
+		return fmt.Errorf("trainer: cannot resume: %w", err)
+	}
+	for name, o := range t.optimizers() {
+		steps, err := strconv.Atoi(w.File.Metadata["pdmflow.optim."+name+".steps"])
+		if err != nil {
+			return fmt.Errorf("trainer: %s: optimizer %s: bad step count", path, name)
+		}
+		if err := o.LoadState(w.File, "optim."+name, steps); err != nil {
+			return fmt.Errorf("trainer: cannot resume: %w", err)
+		}
+	}
+	t.step = step
+	t.log.Info("resuming from checkpoint", "path", path, "step", step)
+	return nil
+}

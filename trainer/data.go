@@ -1,0 +1,103 @@
+package trainer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+
+	"github.com/pdmflow/pdmflow/internal/imageio"
+)
+
+// Dataset is a set of images held in memory as planar RGB float32 in [0,1],
+// from which training crops are drawn.
+type Dataset struct {
+	Dir   string
+	Items []Item
+}
+
+// Item is one image of a dataset.
+type Item struct {
+	Path string
+	W, H int
+	Pix  []float32 // 3 x H x W
+}
+
+// LoadDataset reads every image of dir. Images smaller than minSide on
+// either side cannot give a crop and are skipped with a warning; unreadable
+// files are errors (a broken training set should be fixed, not sampled
+// around). It fails when no usable image remains.
+func LoadDataset(dir string, minSide int, log *slog.Logger) (*Dataset, error) {
+	paths, err := imageio.List(dir)
+	if err != nil {
+		return nil, fmt.Errorf("trainer: %w", err)
+	}
+	d := &Dataset{Dir: dir}
+	var errs []error
+	for _, p := range paths {
+		im, err := imageio.Load(p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if im.W < minSide || im.H < minSide {
+			log.Warn("image too small for a crop, skipped", "path", p, "width", im.W, "height", im.H, "crop", minSide)
+			continue
+		}
+		d.Items = append(d.Items, Item{Path: p, W: im.W, H: im.H, Pix: im.Float32()})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("trainer: %s: %w", dir, err)
+	}
+	if len(d.Items) == 0 {
+		return nil, fmt.Errorf("trainer: %s: no image is at least %dx%d pixels", dir, minSide, minSide)
+	}
+	return d, nil
+}
+
+// Crop records where a training crop came from.
+type Crop struct {
+	Image    int   // index in Items
+	X, Y     int   // top-left corner in the image
+	Size     int   // side
+	Dihedral uint8 // bit 0: horizontal flip, bit 1: vertical flip, bit 2: transpose
+}
+
+// Sample draws a crop of size x size uniformly (image, then position) with
+// a uniformly random dihedral transform (hflip, vflip and transpose each
+// with probability 1/2, the official augmentation) and writes it into dst
+// (3 x size x size).
+func (d *Dataset) Sample(r *rand.Rand, size int, dst []float32) Crop {
+	c := Crop{Image: r.IntN(len(d.Items)), Size: size}
+	it := d.Items[c.Image]
+	c.X = r.IntN(it.W - size + 1)
+	c.Y = r.IntN(it.H - size + 1)
+	c.Dihedral = uint8(r.IntN(8))
+	d.Extract(c, dst)
+	return c
+}
+
+// Extract writes the crop c (with its transform) into dst.
+func (d *Dataset) Extract(c Crop, dst []float32) {
+	it := d.Items[c.Image]
+	s := c.Size
+	for ch := 0; ch < 3; ch++ {
+		src := it.Pix[ch*it.W*it.H:]
+		out := dst[ch*s*s : (ch+1)*s*s]
+		for i := 0; i < s; i++ {
+			for j := 0; j < s; j++ {
+				y, x := i, j
+				if c.Dihedral&4 != 0 {
+					y, x = x, y
+				}
+				if c.Dihedral&1 != 0 {
+					x = s - 1 - x
+				}
+				if c.Dihedral&2 != 0 {
+					y = s - 1 - y
+				}
+				out[i*s+j] = src[(c.Y+y)*it.W+c.X+x]
+			}
+		}
+	}
+}

@@ -1,0 +1,44 @@
+package trainer
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+var csvColumns = []string{"step", "unix_time", "g_adv", "noise_reg", "noise_std", "d", "d_real", "d_fake", "l1", "pdm_gnorm", "k_sigma", "k_sigma_std", "k_aniso", "step_s"}
+
+func (t *Trainer) openCSV() error {
+	path := filepath.Join(t.opt.Out, LogFile)
+	_, statErr := os.Stat(path)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("trainer: %w", err)
+	}
+	if statErr != nil {
+		fmt.Fprintln(f, strings.Join(csvColumns, ","))
+	}
+	t.csv = f
+	return nil
+}
+
+func (t *Trainer) writeCSV(vals []kv) {
+	if t.csv == nil {
+		return
+	}
+	m := map[string]float64{}
+	for _, v := range vals {
+		m[v.k] = v.v
+	}
+	row := []string{fmt.Sprint(t.step), fmt.Sprint(time.Now().Unix())}
+	for _, c := range csvColumns[2:] {
+		if v, ok := m[c]; ok {
+			row = append(row, fmt.Sprintf("%.6g", v))
+		} else {
+			row = append(row, "")
+		}
+	}
+	fmt.Fprintln(t.csv, strings.Join(row, ","))
+}
