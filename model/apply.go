@@ -61,7 +61,7 @@ func (p *PDM) Degrade(hr []float32, h, w int, r *rand.Rand) (*Degraded, error) {
 // ReceptiveRadius is how many LR pixels around an output pixel's own
 // position influence it: the head, 2 per residual block, the body conv and
 // the upsampling convs (at most one LR pixel each).
-func (e *EDSR) ReceptiveRadius() int { return 1 + 2*e.Cfg.NB + 1 + len(upFactors(e.Cfg.Scale)) + 1 }
+func (e *EDSR) ReceptiveRadius() int { return 1 + 2*e.Cfg.NB + 1 + len(e.up) + 1 }
 
 // Upscale runs the SR network on one LR image (3 x h x w in [0,1]) and
 // returns the SR image (3 x h*s x w*s, unclamped). Images larger than tile

@@ -71,6 +71,11 @@ type SRConfig struct {
 	// Residual adds the network's output to a bicubic upsampling of its
 	// input, so that it learns only the missing detail.
 	Residual bool `yaml:"residual" json:"residual"`
+	// Upsampler is EDSR's "pixelshuffle" (conv nf -> 4nf and a x2 pixel
+	// shuffle per factor of 2, then a tail conv at full resolution) or
+	// "light": one conv nf -> 3*s*s at LR resolution and a pixel shuffle
+	// straight to RGB (ESPCN's), a fraction of the cost for CPU presets.
+	Upsampler string `yaml:"upsampler" json:"upsampler"`
 }
 
 func odd(n int) bool { return n%2 == 1 }
@@ -135,6 +140,9 @@ func (c SRConfig) Validate() error {
 	}
 	if c.Scale != 2 && c.Scale != 3 && c.Scale != 4 {
 		errs = append(errs, fmt.Errorf("scale %d: 2, 3 or 4", c.Scale))
+	}
+	if c.Upsampler != "pixelshuffle" && c.Upsampler != "light" {
+		errs = append(errs, fmt.Errorf("upsampler %q: pixelshuffle or light", c.Upsampler))
 	}
 	if c.NF < 1 || c.NB < 0 || c.ResScale <= 0 || c.RGBRange <= 0 {
 		errs = append(errs, fmt.Errorf("nf/nb/res_scale/rgb_range %d/%d/%g/%g", c.NF, c.NB, c.ResScale, c.RGBRange))

@@ -13,7 +13,8 @@ var edsrMean = []float64{0.4488, 0.4371, 0.4040}
 
 // EDSR is the EDSR-baseline super-resolution network: a head conv, NB
 // residual blocks (conv-ReLU-conv scaled by ResScale), a body conv with a
-// global skip, pixel-shuffle upsampling and a tail conv, in the RGBRange
+// global skip, pixel-shuffle upsampling and a tail conv (or the light
+// upsampler of SRConfig.Upsampler), in the RGBRange
 // value range with the DIV2K mean shifted out (fixed, not trained).
 type EDSR struct {
 	Cfg    SRConfig
@@ -41,6 +42,10 @@ func NewEDSR(cfg SRConfig, dt tensor.Dtype, seed uint64) (*EDSR, error) {
 		})
 	}
 	e.body = e.M.newConv(r, "body.last", nf, nf, 3, 1, true)
+	if cfg.Upsampler == "light" {
+		e.tail = e.M.newConv(r, "tail", nf, 3*cfg.Scale*cfg.Scale, 3, 1, true)
+		return e, nil
+	}
 	for i, f := range upFactors(cfg.Scale) {
 		e.up = append(e.up, e.M.newConv(r, fmt.Sprintf("up.%d", i), nf, f*f*nf, 3, 1, true))
 	}
@@ -77,11 +82,15 @@ func (e *EDSR) Forward(g *Graph, lr, bicubic *G.Node) *G.Node {
 	}
 	res = g.applyConv(res, e.body, ident)
 	h = g.AddScaled(h, res, 1)
-	for i, f := range upFactors(e.Cfg.Scale) {
-		h = g.applyConv(h, e.up[i], ident)
-		h = g.PixelShuffle(h, f)
+	if e.Cfg.Upsampler == "light" {
+		h = g.PixelShuffle(g.applyConv(h, e.tail, ident), e.Cfg.Scale)
+	} else {
+		for i, f := range upFactors(e.Cfg.Scale) {
+			h = g.applyConv(h, e.up[i], ident)
+			h = g.PixelShuffle(h, f)
+		}
+		h = g.applyConv(h, e.tail, ident)
 	}
-	h = g.applyConv(h, e.tail, ident)
 	inv := []float64{1 / rng, 1 / rng, 1 / rng}
 	if e.Cfg.Residual {
 		return g.AddScaled(bicubic, g.ChannelAffine(h, inv, make([]float64, 3)), 1)

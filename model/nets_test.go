@@ -130,8 +130,9 @@ func TestDiscriminatorGradient(t *testing.T) {
 func TestEDSRGradient(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
 	for _, scale := range []int{2, 3, 4} {
-		for _, residual := range []bool{false, true} {
-			e, err := NewEDSR(SRConfig{Arch: "edsr", Scale: scale, NF: 4, NB: 2, ResScale: 0.5, RGBRange: 255, Residual: residual}, tensor.Float64, 4)
+		for i, residual := range []bool{false, true} {
+			up := []string{"pixelshuffle", "light"}[i]
+			e, err := NewEDSR(SRConfig{Arch: "edsr", Scale: scale, NF: 4, NB: 2, ResScale: 0.5, RGBRange: 255, Residual: residual, Upsampler: up}, tensor.Float64, 4)
 			if err != nil {
 				t.Fatal(err)
 			}
