@@ -1,0 +1,187 @@
+package trainer
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/pdmflow/pdmflow/internal/imageio"
+	"github.com/pdmflow/pdmflow/model"
+)
+
+// writeImages writes n random smooth-ish RGB images of w x h into dir.
+func writeImages(t *testing.T, dir string, n, w, h int, seed uint64) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(seed, 1))
+	for i := 0; i < n; i++ {
+		pix := make([]float32, 3*w*h)
+		fx, fy := 0.05+0.3*r.Float64(), 0.05+0.3*r.Float64()
+		for c := 0; c < 3; c++ {
+			ph := r.Float64() * 6
+			for y := 0; y < h; y++ {
+				for x := 0; x < w; x++ {
+					pix[(c*h+y)*w+x] = float32(0.5 + 0.35*math.Sin(fx*float64(x)+fy*float64(y)+ph) + 0.1*r.Float64())
+				}
+			}
+		}
+		if err := imageio.FromPlanarFloat(w, h, pix).Save(filepath.Join(dir, string(rune('a'+i))+".png")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// tinyConfig is a config small enough for unit tests.
+func tinyConfig() *Config {
+	c, _ := Preset("cpu-small")
+	c.Name = "tiny"
+	c.Batch, c.HRCrop, c.Steps = 2, 24, 6
+	c.PDM.Kernel = model.KernelConfig{Size: 7, NC: 4, NF: 8, NB: 1, Conv: 1, Init: "box"}
+	c.PDM.Noise = model.NoiseConfig{Mode: model.NoiseMixed, NC: 2, NF: 4, NB: 1, Conv: 3}
+	c.Disc = model.DiscConfig{NF: 4, Out: 2, Stride: 1}
+	c.SR.NF, c.SR.NB = 4, 1
+	c.LogEvery, c.SampleEvery, c.CheckpointEvery = 2, 3, 2
+	return c
+}
+
+func testData(t *testing.T) (hr, lr string) {
+	dir := t.TempDir()
+	hr, lr = filepath.Join(dir, "hr"), filepath.Join(dir, "lr")
+	writeImages(t, hr, 2, 40, 36, 1)
+	writeImages(t, lr, 3, 12, 10, 2)
+	return hr, lr
+}
+
+func runTrainer(t *testing.T, cfg *Config, hr, lr, out string) *Trainer {
+	t.Helper()
+	var buf bytes.Buffer
+	tr, err := New(cfg, Options{HRDir: hr, LRDir: lr, Out: out, Log: slog.New(slog.NewTextHandler(&buf, nil)), Progress: &buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Run(context.Background()); err != nil {
+		t.Fatalf("%v\n%s", err, buf.String())
+	}
+	tr.Close()
+	return tr
+}
+
+func paramBits(ms []*model.Module) []uint32 {
+	var out []uint32
+	for _, m := range ms {
+		for _, p := range m.Params() {
+			for _, v := range p.Float32Data() {
+				out = append(out, math.Float32bits(v))
+			}
+		}
+	}
+	return out
+}
+
+// TestResumeIsExact trains 6 steps in one go and 6 steps as 4 + a restart
+// from the checkpoint + 2, in both regimes, and requires bit-identical
+// weights, BatchNorm statistics and losses.
+func TestResumeIsExact(t *testing.T) {
+	hr, lr := testData(t)
+	for _, regime := range []string{Joint, TwoStage} {
+		t.Run(regime, func(t *testing.T) {
+			cfg := tinyConfig()
+			cfg.Regime = regime
+			cfg.Stage1Steps = 3
+			whole := runTrainer(t, cfg, hr, lr, filepath.Join(t.TempDir(), "whole"))
+			split := filepath.Join(t.TempDir(), "split")
+			first := *cfg
+			first.Steps = 4
+			runTrainer(t, &first, hr, lr, split)
+			resumed := runTrainer(t, cfg, hr, lr, split)
+			if resumed.Step() != 6 {
+				t.Fatalf("resumed run ended at step %d", resumed.Step())
+			}
+			a, b := paramBits(whole.modules()), paramBits(resumed.modules())
+			if len(a) != len(b) || len(a) == 0 {
+				t.Fatalf("%d vs %d parameters", len(a), len(b))
+			}
+			for i := range a {
+				if a[i] != b[i] {
+					t.Fatalf("parameter value %d differs after resuming", i)
+				}
+			}
+			la, _ := os.ReadFile(filepath.Join(split, LogFile))
+			if !bytes.Contains(la, []byte("\n6,")) {
+				t.Errorf("log of the resumed run lacks step 6:\n%s", la)
+			}
+		})
+	}
+}
+
+// TestTrainWritesOutputs checks what a run leaves behind and that the
+// weights it writes load into degrade and sr.
+func TestTrainWritesOutputs(t *testing.T) {
+	hr, lr := testData(t)
+	out := filepath.Join(t.TempDir(), "out")
+	runTrainer(t, tinyConfig(), hr, lr, out)
+	for _, f := range []string{CheckpointFile, PDMFile, SRFile, KernelsFile, SamplesFile, LogFile, "config.yaml", "samples/kernels_000003.png"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("missing %s: %v", f, err)
+		}
+	}
+	p, err := model.LoadPDM(filepath.Join(out, PDMFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := p.Degrade(make([]float32, 3*20*20), 20, 20, rand.New(rand.NewPCG(1, 1)))
+	if err != nil || d.W != 5 || d.H != 5 {
+		t.Fatalf("degrade: %v %+v", err, d)
+	}
+	if _, err := model.LoadEDSR(filepath.Join(out, SRFile)); err != nil {
+		t.Fatal(err)
+	}
+	// A run with a different config refuses to resume from this directory.
+	other := tinyConfig()
+	other.PDM.Kernel.NF = 6
+	if _, err := New(other, Options{HRDir: hr, LRDir: lr, Out: out}); err == nil {
+		t.Fatal("resumed a checkpoint of another config")
+	}
+}
+
+func TestBicubicBaselineTrains(t *testing.T) {
+	hr, _ := testData(t)
+	cfg := tinyConfig()
+	cfg.Degradation = DegradeBicubic
+	out := filepath.Join(t.TempDir(), "bic")
+	runTrainer(t, cfg, hr, "", out)
+	if _, err := os.Stat(filepath.Join(out, PDMFile)); err == nil {
+		t.Error("a bicubic run wrote PDM weights")
+	}
+	if _, err := os.Stat(filepath.Join(out, SRFile)); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestBadData(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyConfig()
+	empty := filepath.Join(dir, "empty")
+	os.MkdirAll(empty, 0o755)
+	if _, err := New(cfg, Options{HRDir: empty, LRDir: empty, Out: filepath.Join(dir, "o")}); err == nil {
+		t.Error("empty directory accepted")
+	}
+	tiny := filepath.Join(dir, "tiny")
+	writeImages(t, tiny, 2, 8, 8, 3)
+	if _, err := New(cfg, Options{HRDir: tiny, LRDir: tiny, Out: filepath.Join(dir, "o")}); err == nil {
+		t.Error("images smaller than the crop accepted")
+	}
+	bad := filepath.Join(dir, "bad")
+	writeImages(t, bad, 1, 40, 40, 4)
+	os.WriteFile(filepath.Join(bad, "broken.png"), []byte("\x89PNG\r\n\x1a\nnot really"), 0o644)
+	if _, err := New(cfg, Options{HRDir: bad, LRDir: bad, Out: filepath.Join(dir, "o")}); err == nil {
+		t.Error("corrupt image accepted")
+	}
+}
