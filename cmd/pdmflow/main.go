@@ -1,0 +1,212 @@
+// Command pdmflow learns real-world image degradations with PDM (Luo et
+// al., CVPR 2022) and uses them to train and run super-resolution networks.
+//
+//	pdmflow run                      the demo, end to end
+//	pdmflow train --hr --lr --out    train PDM and SR together
+//	pdmflow degrade --weights --in   apply a trained PDM to HR images
+//	pdmflow sr --weights --in        super-resolve LR images
+//	pdmflow eval --sr --gt           PSNR and SSIM
+//
+// Run `pdmflow help` or `pdmflow COMMAND --help` for the flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/pdmflow/pdmflow/kernels"
+)
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// env is what every command gets.
+type env struct {
+	stdout, stderr io.Writer
+	log            *slog.Logger
+	stopProfile    func()
+}
+
+type command struct {
+	summary string
+	run     func(ctx context.Context, e *env, args []string) error
+}
+
+var commands = map[string]command{
+	"run":     {"run the demo end to end: make data, train PDM-SR and a bicubic baseline, compare", cmdRun},
+	"train":   {"train PDM and the SR network on HR images and real LR images", cmdTrain},
+	"degrade": {"apply a trained PDM to HR images (deterministic for a seed)", cmdDegrade},
+	"sr":      {"super-resolve LR images with trained SR weights (or bicubic)", cmdSR},
+	"eval":    {"PSNR and SSIM of SR images against ground truth", cmdEval},
+	"synth":   {"build the demo's data: synthetic real-LR set, HR set, validation pairs", cmdSynth},
+	"presets": {"list the built-in configs, or print one as YAML", cmdPresets},
+	"version": {"print the version", cmdVersion},
+}
+
+// errUsage marks errors in how the command was called (exit code 2).
+var errUsage = errors.New("usage")
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "pdmflow learns the degradation of real low-resolution images (PDM) and trains super-resolution on it.\n\nUsage: pdmflow COMMAND [flags]\n\nCommands:\n")
+	var names []string
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintf(w, "\nRun 'pdmflow COMMAND --help' for a command's flags.\n")
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		if len(args) > 1 {
+			args = []string{args[1], "--help"}
+		} else {
+			usage(stdout)
+			if len(args) == 0 {
+				return exitUsage
+			}
+			return exitOK
+		}
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "pdmflow: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return exitUsage
+	}
+	e := &env{stdout: stdout, stderr: stderr, log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	err := c.run(ctx, e, args[1:])
+	if e.stopProfile != nil {
+		e.stopProfile()
+	}
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "pdmflow %s: %v\n", args[0], err)
+		return exitUsage
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintf(stderr, "pdmflow %s: interrupted\n", args[0])
+		return exitInterrupted
+	default:
+		fmt.Fprintf(stderr, "pdmflow %s: %v\n", args[0], err)
+		return exitFailure
+	}
+}
+
+// flags starts a command's flag set with the options every command has.
+type common struct {
+	threads    int
+	logLevel   string
+	logJSON    bool
+	cpuProfile string
+}
+
+func newFlags(e *env, name, synopsis string) (*flag.FlagSet, *common) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	c := &common{}
+	fs.IntVar(&c.threads, "threads", runtime.GOMAXPROCS(0), "compute threads")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&c.logJSON, "log-json", false, "log as JSON lines instead of text")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: pdmflow %s\n\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs, c
+}
+
+// parse parses args and applies the common options.
+func parse(fs *flag.FlagSet, c *common, e *env, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, strings.Join(fs.Args(), " "))
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return fmt.Errorf("%w: --log-level %q", errUsage, c.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.logJSON {
+		e.log = slog.New(slog.NewJSONHandler(e.stderr, opts))
+	} else {
+		e.log = slog.New(slog.NewTextHandler(e.stderr, opts))
+	}
+	if c.threads < 1 {
+		return fmt.Errorf("%w: --threads must be at least 1", errUsage)
+	}
+	kernels.SetWorkers(c.threads)
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		e.stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+	}
+	return nil
+}
+
+// required reports the first empty required flag.
+func required(flags map[string]string) error {
+	var names []string
+	for n := range flags {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if flags[n] == "" {
+			return fmt.Errorf("%w: --%s is required", errUsage, n)
+		}
+	}
+	return nil
+}
+
+func cmdVersion(ctx context.Context, e *env, args []string) error {
+	fs, c := newFlags(e, "version", "version")
+	if err := parse(fs, c, e, args); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "pdmflow %s (%s, gemm kernel %s)\n", version, runtime.Version(), kernels.GemmKernel())
+	return nil
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/pdmflow/pdmflow/trainer"
+)
+
+func cmdTrain(ctx context.Context, e *env, args []string) error {
+	fs, c := newFlags(e, "train", "train --hr DIR --lr DIR --out DIR [--preset NAME | --config FILE] [--steps N]")
+	hr := fs.String("hr", "", "directory of high-resolution images (the images to degrade)")
+	lr := fs.String("lr", "", "directory of real low-resolution images (the degradation to learn)")
+	out := fs.String("out", "", "output directory: weights, checkpoint, pictures, log; a run resumes from its checkpoint")
+	preset := fs.String("preset", "cpu-small", "built-in config: "+strings.Join(trainer.Presets(), ", "))
+	config := fs.String("config", "", "YAML config file (overrides --preset; may start from one with 'base: NAME')")
+	steps := fs.Int("steps", 0, "number of steps (overrides the config)")
+	degradation := fs.String("degradation", "", "what the SR network trains on: pdm (default) or bicubic (the baseline; --lr not needed)")
+	seed := fs.Int64("seed", -1, "random seed (overrides the config)")
+	if err := parse(fs, c, e, args); err != nil {
+		return err
+	}
+	if err := required(map[string]string{"hr": *hr, "out": *out}); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*preset, *config)
+	if err != nil {
+		return err
+	}
+	if *steps > 0 {
+		cfg.Steps = *steps
+	}
+	if *degradation != "" {
+		cfg.Degradation = *degradation
+	}
+	if *seed >= 0 {
+		cfg.Seed = uint64(*seed)
+	}
+	if cfg.Degradation == trainer.DegradePDM && *lr == "" {
+		return fmt.Errorf("%w: --lr is required to learn a degradation (or use --degradation bicubic)", errUsage)
+	}
+	t, err := trainer.New(cfg, trainer.Options{HRDir: *hr, LRDir: *lr, Out: *out, Log: e.log, Progress: e.stderr})
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	return t.Run(ctx)
+}
+
+func loadConfig(preset, file string) (*trainer.Config, error) {
+	if file != "" {
+		return trainer.LoadConfig(file)
+	}
+	return trainer.Preset(preset)
+}
+
+func cmdPresets(ctx context.Context, e *env, args []string) error {
+	fs, c := newFlags(e, "presets", "presets [--show NAME]")
+	show := fs.String("show", "", "print this preset as YAML (a starting point for --config)")
+	if err := parse(fs, c, e, args); err != nil {
+		return err
+	}
+	if *show != "" {
+		b, err := trainer.PresetYAML(*show)
+		if err != nil {
+			return err
+		}
+		_, err = e.stdout.Write(b)
+		return err
+	}
+	for _, n := range trainer.Presets() {
+		p, err := trainer.Preset(n)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%-11s %-9s x%d  batch %2d  HR %3d  %6d steps  kernel nb %d  noise %s\n", n, p.Regime, p.Scale(), p.Batch, p.HRCrop, p.Steps, p.PDM.Kernel.NB, p.PDM.Noise.Mode)
+	}
+	return nil
+}
