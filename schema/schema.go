@@ -1,0 +1,309 @@
+package schema
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/apache/arrow-go/v18/arrow"
+)
+
+const (
+	Major = 1 // incompatible changes; Decode rejects any other major
+	Minor = 0 // compatible additions; Decode accepts a newer minor
+)
+
+// Version returns the schema version written by Encode, "1.0".
+func Version() string { return strconv.Itoa(Major) + "." + strconv.Itoa(Minor) }
+
+// DefaultMaxMessageBytes is the largest message Decode accepts by default
+// (8 MiB, the broker's max_payload).
+const DefaultMaxMessageBytes = 8 << 20
+
+// MaxPairs is the largest number of rows a batch may hold. Validate, and so
+// Encode and Decode, reject larger batches; it bounds what a small but highly
+// compressed message can make Decode allocate.
+const MaxPairs = 1 << 16
+
+// Limits on the header, far above what the pipeline uses; they keep every
+// list size inside Arrow's int32 and every size computation far from
+// overflow.
+const (
+	maxSide       = 1 << 14 // HR height and width
+	maxKernelSize = 255     // kernel side
+)
+
+// Degradation names accepted in Header.Degradation.
+const (
+	DegradationPDM      = "pdm"
+	DegradationBicubic  = "bicubic"
+	DegradationGaussian = "gaussian"
+)
+
+// Header is what every row of a batch shares; it travels in the Arrow schema
+// metadata.
+type Header struct {
+	Scale       int    // SR factor (2, 3 or 4)
+	HRH, HRW    int    // x_ref height and width (HR pixels)
+	LRH, LRW    int    // y_ref height and width; must equal (HRH-1)/Scale+1 and (HRW-1)/Scale+1
+	KernelSize  int    // side k of the kernel column (odd); 0 when the batch has no kernels
+	Degradation string // "pdm", "bicubic" or "gaussian"
+}
+
+// LRSize returns the y_ref height and width that go with an HR size at a
+// scale: ((hrH-1)/scale+1, (hrW-1)/scale+1), i.e. ceil(hr/scale).
+func LRSize(hrH, hrW, scale int) (lrH, lrW int) {
+	return (hrH-1)/scale + 1, (hrW-1)/scale + 1
+}
+
+// Pair is one row.
+type Pair struct {
+	SampleID       string // unique within the batch: "run/producer/batchseq/index" (see FormatSampleID)
+	RunID          string
+	ProducerID     string
+	BatchSeq       uint64 // the producer's batch counter
+	Index          uint32 // row within the batch
+	Seed           uint64 // the per-sample seed that drew crop, transform and latents
+	WeightsVersion uint64 // PDM weights version used (0: none, e.g. bicubic)
+	WeightsSHA256  string // lower-case hex sha256 of those weights ("" when none)
+	SourceImage    string // id of the HR source image (e.g. its file name or object key)
+	CropX, CropY   int32  // top-left of the crop box in the source image (HR px, before the transform)
+	CropW, CropH   int32  // its size
+	// Dihedral is the transform applied to the crop, 0..7: bit0 = flip
+	// left-right, bit1 = flip up-down, bit2 = transpose, applied in that
+	// order (see the package documentation for the exact mapping).
+	Dihedral            uint8
+	XRef                []uint8   // 3*HRH*HRW, CHW, RGB
+	YRef                []float32 // 3*LRH*LRW, CHW, RGB, exactly as generated: NOT rounded or clamped
+	Kernel              []float32 // KernelSize*KernelSize row-major, or nil (null) when the batch has no kernel
+	NoiseMean, NoiseStd float32   // statistics of the added noise over the sample (0 when none)
+}
+
+// FormatSampleID returns the conventional sample id "run/producer/batchseq/index".
+func FormatSampleID(runID, producerID string, batchSeq uint64, index uint32) string {
+	return runID + "/" + producerID + "/" + strconv.FormatUint(batchSeq, 10) + "/" + strconv.FormatUint(uint64(index), 10)
+}
+
+// Batch is one message: a header and its rows.
+type Batch struct {
+	Header
+	Pairs []Pair
+}
+
+// Sentinel errors, testable with errors.Is; returned errors wrap them and say
+// what and where ("schema: row 3: y_ref has 3071 values, want 3072 (3x32x32)").
+var (
+	ErrTooLarge  = errors.New("schema: message too large")
+	ErrTruncated = errors.New("schema: truncated message")
+	ErrVersion   = errors.New("schema: unsupported schema version")
+	ErrInvalid   = errors.New("schema: invalid batch") // shapes, values, missing/extra columns, wrong types
+)
+
+// Error is the type of the errors returned by Validate, Encode and Decode for
+// a bad batch or message. It wraps one of the sentinel errors.
+type Error struct {
+	Kind  error  // ErrTooLarge, ErrTruncated, ErrVersion or ErrInvalid
+	Row   int    // row index, or -1 when the problem is not in one row
+	Field string // column name or metadata key at fault, "" when none in particular
+	Msg   string // what is wrong, naming Field
+}
+
+func (e *Error) Error() string {
+	if e.Row >= 0 {
+		return "schema: row " + strconv.Itoa(e.Row) + ": " + e.Msg
+	}
+	return "schema: " + e.Msg
+}
+
+// Unwrap returns the sentinel (Kind).
+func (e *Error) Unwrap() error { return e.Kind }
+
+func newErr(kind error, row int, field, format string, args ...any) *Error {
+	return &Error{Kind: kind, Row: row, Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// clip shortens a string from a message for quoting in an error.
+func clip(s string) string {
+	if len(s) > 48 {
+		return s[:48] + "..."
+	}
+	return s
+}
+
+func invalidf(row int, field, format string, args ...any) *Error {
+	return newErr(ErrInvalid, row, field, format, args...)
+}
+
+// Column names, in schema order.
+const (
+	ColSampleID       = "sample_id"
+	ColRunID          = "run_id"
+	ColProducerID     = "producer_id"
+	ColBatchSeq       = "batch_seq"
+	ColIndex          = "index"
+	ColSeed           = "seed"
+	ColWeightsVersion = "weights_version"
+	ColWeightsSHA256  = "weights_sha256"
+	ColSourceImage    = "source_image"
+	ColCropX          = "crop_x"
+	ColCropY          = "crop_y"
+	ColCropW          = "crop_w"
+	ColCropH          = "crop_h"
+	ColDihedral       = "dihedral"
+	ColXRef           = "x_ref"
+	ColYRef           = "y_ref"
+	ColKernel         = "kernel"
+	ColNoiseMean      = "noise_mean"
+	ColNoiseStd       = "noise_std"
+)
+
+// Schema metadata keys.
+const (
+	MetaSchemaVersion = "pdmflow.schema_version"
+	MetaScale         = "pdmflow.scale"
+	MetaHRShape       = "pdmflow.hr_shape"
+	MetaLRShape       = "pdmflow.lr_shape"
+	MetaKernelSize    = "pdmflow.kernel_size"
+	MetaDegradation   = "pdmflow.degradation"
+	MetaXRef          = "pdmflow.x_ref"
+	MetaYRef          = "pdmflow.y_ref"
+
+	// MetaShape is the field metadata key on x_ref, y_ref and kernel giving
+	// the shape of one row's value ("3,H,W", "3,h,w", "k,k"; "0,0" for a
+	// kernel column without kernels).
+	MetaShape = "pdmflow.shape"
+)
+
+const (
+	xRefDesc = "uint8 CHW RGB 0..255"
+	yRefDesc = "float32 CHW RGB, unrounded"
+)
+
+// column indices, in schema order.
+const (
+	iSampleID = iota
+	iRunID
+	iProducerID
+	iBatchSeq
+	iIndex
+	iSeed
+	iWeightsVersion
+	iWeightsSHA256
+	iSourceImage
+	iCropX
+	iCropY
+	iCropW
+	iCropH
+	iDihedral
+	iXRef
+	iYRef
+	iKernel
+	iNoiseMean
+	iNoiseStd
+	numColumns
+)
+
+// colSpec describes one column: its name, type id, and for the fixed-size
+// lists the element type (the list size depends on the header).
+type colSpec struct {
+	name     string
+	id       arrow.Type
+	elem     arrow.DataType // fixed-size lists only
+	nullable bool
+}
+
+var columns = [numColumns]colSpec{
+	iSampleID:       {ColSampleID, arrow.STRING, nil, false},
+	iRunID:          {ColRunID, arrow.STRING, nil, false},
+	iProducerID:     {ColProducerID, arrow.STRING, nil, false},
+	iBatchSeq:       {ColBatchSeq, arrow.UINT64, nil, false},
+	iIndex:          {ColIndex, arrow.UINT32, nil, false},
+	iSeed:           {ColSeed, arrow.UINT64, nil, false},
+	iWeightsVersion: {ColWeightsVersion, arrow.UINT64, nil, false},
+	iWeightsSHA256:  {ColWeightsSHA256, arrow.STRING, nil, false},
+	iSourceImage:    {ColSourceImage, arrow.STRING, nil, false},
+	iCropX:          {ColCropX, arrow.INT32, nil, false},
+	iCropY:          {ColCropY, arrow.INT32, nil, false},
+	iCropW:          {ColCropW, arrow.INT32, nil, false},
+	iCropH:          {ColCropH, arrow.INT32, nil, false},
+	iDihedral:       {ColDihedral, arrow.UINT8, nil, false},
+	iXRef:           {ColXRef, arrow.FIXED_SIZE_LIST, arrow.PrimitiveTypes.Uint8, false},
+	iYRef:           {ColYRef, arrow.FIXED_SIZE_LIST, arrow.PrimitiveTypes.Float32, false},
+	iKernel:         {ColKernel, arrow.FIXED_SIZE_LIST, arrow.PrimitiveTypes.Float32, true},
+	iNoiseMean:      {ColNoiseMean, arrow.FLOAT32, nil, false},
+	iNoiseStd:       {ColNoiseStd, arrow.FLOAT32, nil, false},
+}
+
+var scalarTypes = map[arrow.Type]arrow.DataType{
+	arrow.STRING:  arrow.BinaryTypes.String,
+	arrow.UINT64:  arrow.PrimitiveTypes.Uint64,
+	arrow.UINT32:  arrow.PrimitiveTypes.Uint32,
+	arrow.INT32:   arrow.PrimitiveTypes.Int32,
+	arrow.UINT8:   arrow.PrimitiveTypes.Uint8,
+	arrow.FLOAT32: arrow.PrimitiveTypes.Float32,
+}
+
+// listSizes returns the list sizes of x_ref, y_ref and kernel for a header.
+// The kernel column has list size 1 (every row null) when KernelSize is 0:
+// Arrow has no fixed-size list of size 0 in every implementation.
+func (h Header) listSizes() (x, y, k int) {
+	k = h.KernelSize * h.KernelSize
+	if k == 0 {
+		k = 1
+	}
+	return 3 * h.HRH * h.HRW, 3 * h.LRH * h.LRW, k
+}
+
+func shape3(h, w int) string { return "3," + strconv.Itoa(h) + "," + strconv.Itoa(w) }
+
+// ArrowSchema returns the Arrow schema for a header (with metadata), for
+// documentation and for other tools (pyarrow readers). The header should be
+// valid (see Header.Validate); for an invalid one the list sizes are
+// clamped to 1..2^31-1 so that the call does not panic.
+func ArrowSchema(h Header) *arrow.Schema {
+	xn, yn, kn := h.listSizes()
+	clamp := func(n int) int { return min(max(n, 1), math.MaxInt32) }
+	xn, yn, kn = clamp(xn), clamp(yn), clamp(kn)
+	fields := make([]arrow.Field, numColumns)
+	for i, c := range columns {
+		f := arrow.Field{Name: c.name, Nullable: c.nullable}
+		switch i {
+		case iXRef:
+			f.Type = arrow.FixedSizeListOfNonNullable(int32(xn), c.elem)
+			f.Metadata = arrow.NewMetadata([]string{MetaShape}, []string{shape3(h.HRH, h.HRW)})
+		case iYRef:
+			f.Type = arrow.FixedSizeListOfNonNullable(int32(yn), c.elem)
+			f.Metadata = arrow.NewMetadata([]string{MetaShape}, []string{shape3(h.LRH, h.LRW)})
+		case iKernel:
+			f.Type = arrow.FixedSizeListOfNonNullable(int32(kn), c.elem)
+			k := strconv.Itoa(h.KernelSize)
+			f.Metadata = arrow.NewMetadata([]string{MetaShape}, []string{k + "," + k})
+		default:
+			f.Type = scalarTypes[c.id]
+		}
+		fields[i] = f
+	}
+	md := arrow.NewMetadata(
+		[]string{MetaSchemaVersion, MetaScale, MetaHRShape, MetaLRShape, MetaKernelSize, MetaDegradation, MetaXRef, MetaYRef},
+		[]string{Version(), strconv.Itoa(h.Scale), shape3(h.HRH, h.HRW), shape3(h.LRH, h.LRW), strconv.Itoa(h.KernelSize), h.Degradation, xRefDesc, yRefDesc},
+	)
+	return arrow.NewSchema(fields, &md)
+}
+
+// DihedralSource maps pixel (r, c) of a crop of cropH rows and cropW columns
+// after dihedral transform d (see the package documentation) back to the
+// pixel (y, x) of the crop it came from.
+func DihedralSource(d uint8, r, c, cropH, cropW int) (y, x int) {
+	u, v := r, c
+	if d&4 != 0 {
+		u, v = c, r
+	}
+	if d&2 != 0 {
+		u = cropH - 1 - u
+	}
+	if d&1 != 0 {
+		v = cropW - 1 - v
+	}
+	return u, v
+}
