@@ -132,3 +132,95 @@ func (e *EDSR) upscaleTile(lr []float32, h, w, wy0, wx0, wy1, wx1, y0, x0, y1, x
 	}
 	return nil
 }
+
+// Sampler runs a PDM's forward pass in inference mode (BatchNorm's running
+// statistics) on batches of a fixed shape, keeping its graph between
+// batches. Each sample's output depends only on its own image and latents,
+// so a batch gives what Degrade gives for its samples one at a time.
+// A Sampler is not safe for concurrent use.
+type Sampler struct {
+	p          *PDM
+	g          *Graph
+	n, h, w    int // batch and HR size
+	lh, lw     int // LR size
+	out        PDMOutput
+	zkShape    []int
+	znShape    []int
+	zkBuf      []float32
+	znBuf      []float32
+	zkPerImage int
+	znPerImage int
+}
+
+// NewSampler prepares the forward pass for batches of n HR images of
+// h x w pixels.
+func (p *PDM) NewSampler(n, h, w int) (*Sampler, error) {
+	s := kernels.BlurShape{N: n, C: 3, H: h, W: w, KS: p.Cfg.Kernel.Size, Scale: p.Cfg.Scale}
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("model: sampler: %w", err)
+	}
+	sm := &Sampler{p: p, n: n, h: h, w: w, lh: s.OutH(), lw: s.OutW()}
+	sm.zkShape, sm.znShape = p.LatentShapes(n, sm.lh, sm.lw)
+	sm.zkPerImage = prod(sm.zkShape) / n
+	sm.zkBuf = make([]float32, prod(sm.zkShape))
+	g := NewGraph(tensor.Float32)
+	var znN *G.Node
+	if sm.znShape != nil {
+		sm.znPerImage = prod(sm.znShape) / n
+		sm.znBuf = make([]float32, prod(sm.znShape))
+		znN = g.Input("zn", sm.znShape...)
+	}
+	sm.out = p.Forward(g, g.Input("hr", n, 3, h, w), g.Input("zk", sm.zkShape...), znN, false)
+	if err := g.Err(); err != nil {
+		g.Close()
+		return nil, err
+	}
+	sm.g = g
+	return sm, nil
+}
+
+func prod(s []int) int {
+	n := 1
+	for _, v := range s {
+		n *= v
+	}
+	return n
+}
+
+// LRSize is the LR height and width the sampler produces.
+func (s *Sampler) LRSize() (int, int) { return s.lh, s.lw }
+
+// Close releases the graph.
+func (s *Sampler) Close() { s.g.Close() }
+
+// Run degrades a batch: hr holds n images (n x 3 x h x w in [0,1]) and
+// rands[i] draws the latents of image i exactly as Degrade draws them, so
+// that any sample can be regenerated alone. The result's slices are views
+// into the sampler's buffers, valid until the next Run.
+func (s *Sampler) Run(hr []float32, rands []*rand.Rand) (*Degraded, error) {
+	if len(hr) != s.n*3*s.h*s.w || len(rands) != s.n {
+		return nil, fmt.Errorf("model: sampler: %d values and %d generators for a batch of %d x 3x%dx%d", len(hr), len(rands), s.n, s.h, s.w)
+	}
+	for i, r := range rands {
+		zk, zn := s.p.SampleLatents(r, tensor.Float32, 1, s.lh, s.lw)
+		copy(s.zkBuf[i*s.zkPerImage:], zk.Data().([]float32))
+		if zn != nil {
+			copy(s.znBuf[i*s.znPerImage:], zn.Data().([]float32))
+		}
+	}
+	feeds := map[string]*tensor.Dense{
+		"hr": tensor.New(tensor.WithShape(s.n, 3, s.h, s.w), tensor.WithBacking(hr)),
+		"zk": tensor.New(tensor.WithShape(s.zkShape...), tensor.WithBacking(s.zkBuf)),
+	}
+	if s.znShape != nil {
+		feeds["zn"] = tensor.New(tensor.WithShape(s.znShape...), tensor.WithBacking(s.znBuf))
+	}
+	if err := s.g.Run(feeds); err != nil {
+		return nil, err
+	}
+	d := &Degraded{H: s.lh, W: s.lw, LR: Float32s(s.out.Fake), Clean: Float32s(s.out.Clean), Kernel: Float32s(s.out.Kernel)}
+	if s.out.Noise != nil {
+		d.Noise = Float32s(s.out.Noise)
+	}
+	return d, nil
+}

@@ -30,7 +30,17 @@ const metaStep = "pdmflow.step"
 // Each file is replaced atomically.
 func (t *Trainer) Save() error {
 	var extra []safetensors.Tensor
-	meta := map[string]string{metaStep: strconv.Itoa(t.step)}
+	meta := map[string]string{metaStep: strconv.Itoa(t.step), metaPublished: strconv.Itoa(t.published)}
+	if t.cons != nil {
+		sm, st, err := streamState(t.cons.Snapshot())
+		if err != nil {
+			return err
+		}
+		for k, v := range sm {
+			meta[k] = v
+		}
+		extra = append(extra, st...)
+	}
 	for name, o := range t.optimizers() {
 		extra = append(extra, o.StateTensors("optim."+name)...)
 		meta["pdmflow.optim."+name+".steps"] = strconv.Itoa(o.Steps)
@@ -110,7 +120,12 @@ func (t *Trainer) restore() error {
 			return fmt.Errorf("trainer: cannot resume: %w", err)
 		}
 	}
+	if t.opt.Stream != nil {
+		if t.streamRestored, err = loadStreamState(w.File); err != nil {
+			return err
+		}
+	}
 	t.step = step
-	t.log.Info("resuming from checkpoint", "path", path, "step", step)
+	t.log.Info("resuming from checkpoint", "path", path, "step", step, "stream_position", t.streamRestored.Position, "pool", len(t.streamRestored.Pool))
 	return nil
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-var csvColumns = []string{"step", "unix_time", "g_adv", "noise_reg", "noise_std", "d", "d_real", "d_fake", "l1", "pdm_gnorm", "k_sigma", "k_sigma_std", "k_aniso", "step_s"}
+var csvColumns = []string{"step", "unix_time", "g_adv", "noise_reg", "noise_std", "d", "d_real", "d_fake", "l1", "pdm_gnorm", "k_sigma", "k_sigma_std", "k_aniso", "step_s", "wait_s"}
 
 func (t *Trainer) openCSV() error {
 	path := filepath.Join(t.opt.Out, LogFile)

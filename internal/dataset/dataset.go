@@ -1,12 +1,19 @@
-package trainer
+// Package dataset holds sets of images in memory and draws training crops
+// from them: a uniformly random image, position and dihedral transform,
+// each crop recorded so that it can be extracted again exactly.
+package dataset
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/pdmflow/pdmflow/internal/imageio"
+	"github.com/pdmflow/pdmflow/store"
 )
 
 // Dataset is a set of images held in memory as planar RGB float32 in [0,1],
@@ -23,14 +30,14 @@ type Item struct {
 	Pix  []float32 // 3 x H x W
 }
 
-// LoadDataset reads every image of dir. Images smaller than minSide on
+// Load reads every image of dir. Images smaller than minSide on
 // either side cannot give a crop and are skipped with a warning; unreadable
 // files are errors (a broken training set should be fixed, not sampled
 // around). It fails when no usable image remains.
-func LoadDataset(dir string, minSide int, log *slog.Logger) (*Dataset, error) {
+func Load(dir string, minSide int, log *slog.Logger) (*Dataset, error) {
 	paths, err := imageio.List(dir)
 	if err != nil {
-		return nil, fmt.Errorf("trainer: %w", err)
+		return nil, fmt.Errorf("dataset: %w", err)
 	}
 	d := &Dataset{Dir: dir}
 	var errs []error
@@ -47,10 +54,56 @@ func LoadDataset(dir string, minSide int, log *slog.Logger) (*Dataset, error) {
 		d.Items = append(d.Items, Item{Path: p, W: im.W, H: im.H, Pix: im.Float32()})
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("trainer: %s: %w", dir, err)
+		return nil, fmt.Errorf("dataset: %s: %w", dir, err)
 	}
 	if len(d.Items) == 0 {
-		return nil, fmt.Errorf("trainer: %s: no image is at least %dx%d pixels", dir, minSide, minSide)
+		return nil, fmt.Errorf("dataset: %s: no image is at least %dx%d pixels", dir, minSide, minSide)
+	}
+	return d, nil
+}
+
+// LoadSource loads the images of a local directory, or of a blob store URL
+// (s3://bucket/prefix or file://dir) with the image extensions of
+// imageio.List, with the same rules as Load.
+func LoadSource(ctx context.Context, src string, minSide int, cfg store.Config, log *slog.Logger) (*Dataset, error) {
+	if !strings.Contains(src, "://") {
+		return Load(src, minSide, log)
+	}
+	b, err := store.Open(ctx, src, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dataset: %w", err)
+	}
+	defer b.Close()
+	keys, err := b.List(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("dataset: %s: %w", src, err)
+	}
+	d := &Dataset{Dir: src}
+	var errs []error
+	for _, k := range keys {
+		if !imageio.IsImageName(k) {
+			continue
+		}
+		data, err := b.Get(ctx, k)
+		if err != nil {
+			return nil, fmt.Errorf("dataset: %s: %w", src, err)
+		}
+		im, err := imageio.Decode(bytes.NewReader(data), src+"/"+k)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if im.W < minSide || im.H < minSide {
+			log.Warn("image too small for a crop, skipped", "key", k, "width", im.W, "height", im.H, "crop", minSide)
+			continue
+		}
+		d.Items = append(d.Items, Item{Path: k, W: im.W, H: im.H, Pix: im.Float32()})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("dataset: %s: %w", src, err)
+	}
+	if len(d.Items) == 0 {
+		return nil, fmt.Errorf("dataset: %s: no image is at least %dx%d pixels", src, minSide, minSide)
 	}
 	return d, nil
 }

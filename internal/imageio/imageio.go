@@ -447,6 +447,18 @@ func (im *Image) ModCrop(m int) *Image {
 	return im.Crop(0, 0, im.W-im.W%m, im.H-im.H%m)
 }
 
+// IsImageName reports whether a file name has one of the image extensions
+// List looks for.
+func IsImageName(name string) bool {
+	ext := strings.ToLower(filepath.Ext(name))
+	for _, x := range extensions {
+		if ext == x {
+			return true
+		}
+	}
+	return false
+}
+
 // List returns the paths of the image files (.png, .jpg, .jpeg, .gif, in
 // any case) directly in dir, sorted. It is an error if there are none.
 func List(dir string) ([]string, error) {
@@ -463,12 +475,7 @@ func List(dir string) ([]string, error) {
 	}
 	var paths []string
 	for _, e := range entries {
-		ext := strings.ToLower(filepath.Ext(e.Name()))
-		found := false
-		for _, x := range extensions {
-			found = found || ext == x
-		}
-		if !found {
+		if !IsImageName(e.Name()) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
