@@ -1,0 +1,213 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/pdmflow/pdmflow/internal/broker"
+	"github.com/pdmflow/pdmflow/internal/metrics"
+	"github.com/pdmflow/pdmflow/schema"
+)
+
+// jsServer starts an embedded JetStream server and the pair stream.
+func jsServer(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	ctx := context.Background()
+	b, err := broker.Start(ctx, broker.Options{Dir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Shutdown)
+	nc, err := nats.Connect(b.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureStream(ctx, js, StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func testBatch(producer string, seq uint64, n int) *schema.Batch {
+	h := schema.Header{Scale: 4, HRH: 8, HRW: 8, LRH: 2, LRW: 2, Degradation: "bicubic"}
+	b := &schema.Batch{Header: h}
+	for i := 0; i < n; i++ {
+		b.Pairs = append(b.Pairs, schema.Pair{
+			SampleID: fmt.Sprintf("r/%s/%d/%d", producer, seq, i), RunID: "r", ProducerID: producer,
+			BatchSeq: seq, Index: uint32(i), Seed: uint64(i), SourceImage: "a.png", CropW: 8, CropH: 8,
+			XRef: make([]uint8, 3*8*8), YRef: make([]float32, 3*2*2),
+		})
+	}
+	return b
+}
+
+func publish(t *testing.T, js jetstream.JetStream, subject string, data []byte) {
+	t.Helper()
+	if _, err := js.Publish(context.Background(), subject, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func encode(t *testing.T, b *schema.Batch) []byte {
+	t.Helper()
+	data, err := schema.Encode(b, schema.EncodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// TestConsumerDedupAndBadMessages feeds good batches, a duplicate of one, a
+// corrupt message and a batch of another shape, and checks what reaches the
+// pool, what is counted, and that nothing bad is redelivered.
+func TestConsumerDedupAndBadMessages(t *testing.T) {
+	js := jsServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	subj := "pdmflow.pairs.r.p0"
+	good := encode(t, testBatch("p0", 0, 3))
+	publish(t, js, subj, good)
+	publish(t, js, subj, good)                             // the same batch again: dropped
+	publish(t, js, subj, good[:len(good)/2])               // truncated: terminated
+	publish(t, js, subj, []byte("not arrow"))              // garbage: terminated
+	publish(t, js, subj, encode(t, testBatch("p0", 1, 2))) // good
+	other := testBatch("p1", 0, 2)
+	other.Header.HRH, other.Header.HRW, other.Header.LRH, other.Header.LRW = 12, 12, 3, 3
+	for i := range other.Pairs {
+		other.Pairs[i].XRef, other.Pairs[i].YRef = make([]uint8, 3*12*12), make([]float32, 3*3*3)
+		other.Pairs[i].CropW, other.Pairs[i].CropH = 12, 12
+	}
+	publish(t, js, subj, encode(t, other)) // another shape than the stream's: terminated
+
+	m := metrics.NewTrainer(nil)
+	c, err := New(ctx, js, Config{Stream: "PDMFLOW_PAIRS", Durable: "t", Subject: "pdmflow.pairs.r.>", PoolPairs: 16}, State{}, nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.Run(ctx)
+	got, _, err := c.Take(ctx, 5, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, e := range got {
+		if ids[e.Pair.SampleID] {
+			t.Errorf("sample %s taken twice", e.Pair.SampleID)
+		}
+		ids[e.Pair.SampleID] = true
+	}
+	for _, want := range []string{"r/p0/0/0", "r/p0/0/1", "r/p0/0/2", "r/p0/1/0", "r/p0/1/1"} {
+		if !ids[want] {
+			t.Errorf("sample %s missing from %v", want, ids)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Snapshot().Position < 6 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if pos := c.Snapshot().Position; pos != 6 {
+		t.Errorf("position %d, want 6 (every message handled)", pos)
+	}
+	if v := testutil.ToFloat64(m.Duplicates); v != 1 {
+		t.Errorf("duplicates %v, want 1", v)
+	}
+	if v := testutil.ToFloat64(m.BadMessages); v != 3 {
+		t.Errorf("bad messages %v, want 3", v)
+	}
+	// Nothing is pending redelivery: the bad ones were terminated.
+	time.Sleep(100 * time.Millisecond)
+	info, err := c.cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != 0 || info.NumRedelivered != 0 {
+		t.Errorf("ack pending %d, redelivered %d; want 0 and 0", info.NumAckPending, info.NumRedelivered)
+	}
+}
+
+// TestConsumerResumeFromState restores a snapshot into a new consumer: the
+// pool comes back, delivery starts after the position, and batches already
+// seen are dropped.
+func TestConsumerResumeFromState(t *testing.T) {
+	js := jsServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	subj := "pdmflow.pairs.r.p0"
+	for s := uint64(0); s < 3; s++ {
+		publish(t, js, subj, encode(t, testBatch("p0", s, 2)))
+	}
+	cfg := Config{Stream: "PDMFLOW_PAIRS", Durable: "t", Subject: "pdmflow.pairs.r.>", PoolPairs: 8}
+	c, err := New(ctx, js, cfg, State{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, stop := context.WithCancel(ctx)
+	go c.Run(cctx)
+	if _, _, err := c.Take(ctx, 6, rand.New(rand.NewPCG(1, 1))); err != nil {
+		t.Fatal(err)
+	}
+	// Return nothing: take all 6, then snapshot with an empty pool.
+	st := c.Snapshot()
+	stop()
+	if st.Position != 3 || len(st.Pool) != 0 || len(st.Seen) != 1 || st.Seen[0] != (SeenRange{"p0", 0, 3}) {
+		t.Fatalf("snapshot %+v", st)
+	}
+	// A republished batch 2 and a new batch 3 arrive.
+	publish(t, js, subj, encode(t, testBatch("p0", 2, 2)))
+	publish(t, js, subj, encode(t, testBatch("p0", 3, 2)))
+	c2, err := New(ctx, js, cfg, st, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c2.Run(ctx)
+	got, _, err := c2.Take(ctx, 2, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range got {
+		if e.Pair.BatchSeq != 3 {
+			t.Errorf("got %s after resuming, want only batch 3", e.Pair.SampleID)
+		}
+	}
+}
+
+func TestSeqSet(t *testing.T) {
+	var s seqSet
+	r := rand.New(rand.NewPCG(3, 4))
+	in := map[uint64]bool{}
+	for i := 0; i < 2000; i++ {
+		v := uint64(r.IntN(300))
+		if r.IntN(5) == 0 {
+			w := v + uint64(r.IntN(10))
+			s.addRange(v, w)
+			for x := v; x < w; x++ {
+				in[x] = true
+			}
+		} else {
+			s.add(v)
+			in[v] = true
+		}
+	}
+	for v := uint64(0); v < 320; v++ {
+		if s.has(v) != in[v] {
+			t.Fatalf("has(%d) = %v, want %v", v, s.has(v), in[v])
+		}
+	}
+	for i := 1; i < len(s.ranges); i++ {
+		if s.ranges[i-1][1] >= s.ranges[i][0] {
+			t.Fatalf("ranges overlap or touch: %v", s.ranges)
+		}
+	}
+}

@@ -1,0 +1,224 @@
+package producer
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+
+	"github.com/pdmflow/pdmflow/internal/dataset"
+	"github.com/pdmflow/pdmflow/kernels"
+	"github.com/pdmflow/pdmflow/model"
+	"github.com/pdmflow/pdmflow/schema"
+)
+
+// Degradations a producer can apply.
+const (
+	DegradePDM      = "pdm"      // the current PDM weights
+	DegradeBicubic  = "bicubic"  // bicubic downsampling (MATLAB imresize), the usual baseline
+	DegradeGaussian = "gaussian" // a random isotropic Gaussian blur per sample, then PDM's subsampling
+)
+
+// SampleSeed derives the seed of one sample from the run's seed, the
+// producer, the batch and the row: a pure function of its arguments (the
+// first 8 bytes of a SHA-256 over them), so any sample can be drawn again
+// without replaying anything else, whatever ran before it.
+func SampleSeed(runSeed uint64, producer string, batchSeq uint64, index uint32) uint64 {
+	h := sha256.New()
+	var b [8]byte
+	h.Write([]byte("pdmflow/sample/v1\x00"))
+	binary.LittleEndian.PutUint64(b[:], runSeed)
+	h.Write(b[:])
+	h.Write([]byte(producer))
+	h.Write([]byte{0})
+	binary.LittleEndian.PutUint64(b[:], batchSeq)
+	h.Write(b[:])
+	binary.LittleEndian.PutUint32(b[:4], index)
+	h.Write(b[:4])
+	return binary.LittleEndian.Uint64(h.Sum(nil))
+}
+
+// SampleRand is the generator of one sample. What it draws, in order, is
+// the contract that makes samples regenerable: the crop (image, x, y,
+// dihedral transform, as dataset.Sample draws them), then the
+// degradation's own randomness (PDM: z_k then z_n as model.PDM.Degrade
+// draws them; gaussian: the kernel width).
+func SampleRand(seed uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
+
+// Gaussian baseline: the blur's standard deviation is uniform in this range
+// (HR pixels).
+const (
+	gaussSigmaMin = 0.6
+	gaussSigmaMax = 3.0
+)
+
+// generator turns crops into pairs with one degradation.
+type generator struct {
+	degradation string
+	hrSize      int
+	scale       int
+	kernelSize  int // gaussian: side of its kernels
+	pdm         *model.PDM
+	sampler     *model.Sampler
+	n           int // batch size the sampler was built for
+
+	hrBuf []float32
+	lrBuf []float32
+	kBuf  []float32
+}
+
+func (g *generator) close() {
+	if g.sampler != nil {
+		g.sampler.Close()
+		g.sampler = nil
+	}
+}
+
+func (g *generator) lrSize() int { return (g.hrSize-1)/g.scale + 1 }
+
+func (g *generator) header() schema.Header {
+	h := schema.Header{Scale: g.scale, HRH: g.hrSize, HRW: g.hrSize, LRH: g.lrSize(), LRW: g.lrSize(), Degradation: g.degradation}
+	switch g.degradation {
+	case DegradePDM:
+		if !g.pdm.Cfg.Kernel.Spatial {
+			h.KernelSize = g.pdm.Cfg.Kernel.Size
+		}
+	case DegradeGaussian:
+		h.KernelSize = g.kernelSize
+	}
+	return h
+}
+
+// batchMeta is what a batch's rows share besides the header.
+type batchMeta struct {
+	run, producer  string
+	runSeed        uint64
+	batchSeq       uint64
+	weightsVersion uint64
+	weightsSHA     string
+}
+
+// generate draws n samples of batch m from images.
+func (g *generator) generate(images *dataset.Dataset, n int, m batchMeta) (*schema.Batch, error) {
+	s, ls := g.hrSize, g.lrSize()
+	hrN, lrN := 3*s*s, 3*ls*ls
+	g.hrBuf = grow(g.hrBuf, n*hrN)
+	rands := make([]*rand.Rand, n)
+	b := &schema.Batch{Header: g.header(), Pairs: make([]schema.Pair, n)}
+	for i := 0; i < n; i++ {
+		seed := SampleSeed(m.runSeed, m.producer, m.batchSeq, uint32(i))
+		r := SampleRand(seed)
+		c := images.Sample(r, s, g.hrBuf[i*hrN:(i+1)*hrN])
+		it := images.Items[c.Image]
+		x := make([]uint8, hrN)
+		for j, v := range g.hrBuf[i*hrN : (i+1)*hrN] {
+			x[j] = uint8(math.Round(float64(v) * 255))
+		}
+		b.Pairs[i] = schema.Pair{
+			SampleID:       fmt.Sprintf("%s/%s/%d/%d", m.run, m.producer, m.batchSeq, i),
+			RunID:          m.run,
+			ProducerID:     m.producer,
+			BatchSeq:       m.batchSeq,
+			Index:          uint32(i),
+			Seed:           seed,
+			WeightsVersion: m.weightsVersion,
+			WeightsSHA256:  m.weightsSHA,
+			SourceImage:    filepath.Base(it.Path),
+			CropX:          int32(c.X),
+			CropY:          int32(c.Y),
+			CropW:          int32(s),
+			CropH:          int32(s),
+			Dihedral:       c.Dihedral,
+			XRef:           x,
+		}
+		rands[i] = r
+	}
+	switch g.degradation {
+	case DegradePDM:
+		if g.sampler == nil || g.n != n {
+			g.close()
+			sm, err := g.pdm.NewSampler(n, s, s)
+			if err != nil {
+				return nil, err
+			}
+			g.sampler, g.n = sm, n
+		}
+		d, err := g.sampler.Run(g.hrBuf[:n*hrN], rands)
+		if err != nil {
+			return nil, err
+		}
+		ks := len(d.Kernel) / n
+		for i := range b.Pairs {
+			p := &b.Pairs[i]
+			p.YRef = append([]float32(nil), d.LR[i*lrN:(i+1)*lrN]...)
+			if b.KernelSize > 0 {
+				p.Kernel = append([]float32(nil), d.Kernel[i*ks:(i+1)*ks]...)
+			}
+			if d.Noise != nil {
+				p.NoiseMean, p.NoiseStd = meanStd(d.Noise[i*lrN : (i+1)*lrN])
+			}
+		}
+	case DegradeBicubic:
+		g.lrBuf = grow(g.lrBuf, n*lrN)
+		kernels.ResizeBicubic(n*3, s, s, ls, ls, g.lrBuf, g.hrBuf[:n*hrN])
+		for i := range b.Pairs {
+			b.Pairs[i].YRef = append([]float32(nil), g.lrBuf[i*lrN:(i+1)*lrN]...)
+		}
+	case DegradeGaussian:
+		ks := g.kernelSize
+		g.kBuf = grow(g.kBuf, n*ks*ks)
+		for i, r := range rands {
+			sigma := gaussSigmaMin + (gaussSigmaMax-gaussSigmaMin)*r.Float64()
+			gaussianKernel(g.kBuf[i*ks*ks:(i+1)*ks*ks], ks, sigma)
+		}
+		g.lrBuf = grow(g.lrBuf, n*lrN)
+		kernels.BlurDown(kernels.BlurShape{N: n, C: 3, H: s, W: s, KS: ks, Scale: g.scale}, g.lrBuf[:n*lrN], g.hrBuf[:n*hrN], g.kBuf[:n*ks*ks])
+		for i := range b.Pairs {
+			b.Pairs[i].YRef = append([]float32(nil), g.lrBuf[i*lrN:(i+1)*lrN]...)
+			b.Pairs[i].Kernel = append([]float32(nil), g.kBuf[i*ks*ks:(i+1)*ks*ks]...)
+		}
+	default:
+		return nil, fmt.Errorf("producer: unknown degradation %q", g.degradation)
+	}
+	return b, nil
+}
+
+// gaussianKernel writes a centred isotropic Gaussian of standard deviation
+// sigma (HR px), normalised to sum 1, into k (ks x ks).
+func gaussianKernel(k []float32, ks int, sigma float64) {
+	c := float64(ks / 2)
+	var sum float64
+	w := make([]float64, ks*ks)
+	for u := 0; u < ks; u++ {
+		for v := 0; v < ks; v++ {
+			du, dv := float64(u)-c, float64(v)-c
+			w[u*ks+v] = math.Exp(-(du*du + dv*dv) / (2 * sigma * sigma))
+			sum += w[u*ks+v]
+		}
+	}
+	for i := range w {
+		k[i] = float32(w[i] / sum)
+	}
+}
+
+func meanStd(v []float32) (float32, float32) {
+	var s, ss float64
+	for _, x := range v {
+		s += float64(x)
+		ss += float64(x) * float64(x)
+	}
+	n := float64(len(v))
+	m := s / n
+	return float32(m), float32(math.Sqrt(math.Max(0, ss/n-m*m)))
+}
+
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}

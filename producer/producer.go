@@ -1,0 +1,511 @@
+// Package producer generates (x_ref, y_ref) training pairs with the current
+// PDM weights and publishes them to NATS JetStream as Arrow record batches,
+// one self-contained IPC stream per message (package schema).
+//
+// A producer crops HR images (a directory or an s3:// prefix), draws each
+// sample from a seed derived from (run seed, producer id, batch sequence,
+// row), degrades the batch, and publishes it asynchronously with the bytes
+// in flight bounded. Its message id (run/producer/weights version/batch
+// sequence) lets JetStream drop a batch published twice. It pauses while
+// the trainer's consumer is further behind than its lag budget, follows the
+// run's weights pointer (package registry) and swaps weights between
+// batches, and keeps generating with the last good weights while the store
+// or the pointer cannot be read.
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pdmflow/pdmflow/internal/dataset"
+	"github.com/pdmflow/pdmflow/internal/metrics"
+	"github.com/pdmflow/pdmflow/model"
+	"github.com/pdmflow/pdmflow/registry"
+	"github.com/pdmflow/pdmflow/schema"
+)
+
+// Message headers besides Nats-Msg-Id.
+const (
+	HeaderBatchSeq = "Pdmflow-Batch-Seq"
+	HeaderPairs    = "Pdmflow-Pairs"
+	HeaderWeights  = "Pdmflow-Weights-Version"
+)
+
+// Config configures one producer.
+type Config struct {
+	Run         string // run id (registry.ValidRunID)
+	ID          string // producer id, unique within the run (same charset)
+	Seed        uint64 // the run's seed
+	Stream      string // JetStream stream name
+	Subject     string // subject prefix; the producer publishes to Subject.Run.ID
+	Consumer    string // durable name of the trainer's consumer, watched for lag
+	Degradation string // pdm, bicubic or gaussian
+	HRSize      int    // side of the HR crops
+	Scale       int    // SR factor (bicubic and gaussian; pdm takes the weights')
+	KernelSize  int    // gaussian: kernel side (odd)
+
+	// BatchPairs is the number of pairs per message; 0 picks the number
+	// that makes a message about TargetBytes.
+	BatchPairs  int
+	TargetBytes int // default 2 MiB
+
+	MaxInFlightBytes int64         // bytes published and not yet acked (default 16 MiB)
+	LagBudget        int           // pause while the consumer has more pending messages than this (default 16)
+	LagPoll          time.Duration // how often to look at the lag while paused (default 200ms)
+	WeightsPoll      time.Duration // how often to poll the weights pointer besides watching it (default 5s)
+	MaxBatches       int           // stop after this many batches (0: until ctx ends)
+	Compression      string        // Arrow IPC body compression: "", "lz4" or "zstd"
+}
+
+func (c *Config) defaults() {
+	if c.TargetBytes <= 0 {
+		c.TargetBytes = 2 << 20
+	}
+	if c.MaxInFlightBytes <= 0 {
+		c.MaxInFlightBytes = 16 << 20
+	}
+	if c.LagBudget <= 0 {
+		c.LagBudget = 16
+	}
+	if c.LagPoll <= 0 {
+		c.LagPoll = 200 * time.Millisecond
+	}
+	if c.WeightsPoll <= 0 {
+		c.WeightsPoll = 5 * time.Second
+	}
+	if c.KernelSize <= 0 {
+		c.KernelSize = 21
+	}
+}
+
+// Validate reports what cannot work.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := registry.ValidRunID(c.Run); err != nil {
+		errs = append(errs, err)
+	}
+	if err := registry.ValidRunID(c.ID); err != nil {
+		errs = append(errs, fmt.Errorf("producer id: %w", err))
+	}
+	if c.Stream == "" || c.Subject == "" {
+		errs = append(errs, errors.New("stream and subject are required"))
+	}
+	switch c.Degradation {
+	case DegradePDM:
+	case DegradeBicubic, DegradeGaussian:
+		if c.Scale < 2 || c.Scale > 4 {
+			errs = append(errs, fmt.Errorf("scale %d: 2, 3 or 4", c.Scale))
+		}
+		if c.Degradation == DegradeGaussian && c.KernelSize%2 == 0 {
+			errs = append(errs, fmt.Errorf("kernel size %d must be odd", c.KernelSize))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("degradation %q: pdm, bicubic or gaussian", c.Degradation))
+	}
+	if c.HRSize < 8 {
+		errs = append(errs, fmt.Errorf("hr size %d is too small", c.HRSize))
+	}
+	if c.BatchPairs < 0 || c.MaxBatches < 0 {
+		errs = append(errs, errors.New("batch pairs and max batches must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("producer: %w", err)
+	}
+	return nil
+}
+
+// SubjectFor is the subject a producer of run publishes to.
+func SubjectFor(prefix, run, id string) string { return prefix + "." + run + "." + id }
+
+// MsgID is the Nats-Msg-Id of a batch.
+func MsgID(run, id string, weightsVersion, batchSeq uint64) string {
+	return fmt.Sprintf("%s/%s/%d/%d", run, id, weightsVersion, batchSeq)
+}
+
+// Producer is one generating node.
+type Producer struct {
+	cfg     Config
+	js      jetstream.JetStream
+	reg     *registry.Registry // nil for bicubic and gaussian
+	images  *dataset.Dataset
+	log     *slog.Logger
+	m       *metrics.Producer
+	gen     generator
+	weights registry.Pointer // in use
+	wanted  registry.Pointer // newest seen
+	nextTry time.Time
+	backoff time.Duration
+
+	seq     uint64 // next batch sequence
+	started uint64 // first batch sequence of this Run
+
+	mu           sync.Mutex
+	cond         *sync.Cond
+	inflight     int64 // bytes published and not yet acked
+	inflightMsgs int   // their messages
+	failed       error // an ack error that publishing has to retry
+}
+
+// New makes a producer. reg is needed for the pdm degradation.
+func New(cfg Config, js jetstream.JetStream, reg *registry.Registry, images *dataset.Dataset, log *slog.Logger, m *metrics.Producer) (*Producer, error) {
+	cfg.defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Degradation == DegradePDM && reg == nil {
+		return nil, errors.New("producer: the pdm degradation needs the weights registry")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = metrics.NewProducer(nil, cfg.ID)
+	}
+	p := &Producer{cfg: cfg, js: js, reg: reg, images: images, log: log.With("producer", cfg.ID), m: m}
+	p.cond = sync.NewCond(&p.mu)
+	p.gen = generator{degradation: cfg.Degradation, hrSize: cfg.HRSize, scale: cfg.Scale, kernelSize: cfg.KernelSize}
+	return p, nil
+}
+
+// Weights is the pointer of the weights in use (zero before any).
+func (p *Producer) Weights() registry.Pointer { return p.weights }
+
+// NextBatch is the sequence number the next batch will get.
+func (p *Producer) NextBatch() uint64 { return p.seq }
+
+// Run generates and publishes until ctx ends or MaxBatches are acked. It
+// continues the batch sequence where an earlier run of the same producer
+// id left it in the stream, so a restarted producer neither repeats nor
+// skips a batch. On return every published batch has been acked (or ctx
+// ended first).
+func (p *Producer) Run(ctx context.Context) error {
+	defer p.gen.close()
+	subject := SubjectFor(p.cfg.Subject, p.cfg.Run, p.cfg.ID)
+	if err := p.resumeSeq(ctx, subject); err != nil {
+		return err
+	}
+	var updates chan registry.Pointer
+	if p.cfg.Degradation == DegradePDM {
+		updates = make(chan registry.Pointer, 1)
+		fctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go p.reg.Follow(fctx, 0, p.cfg.WeightsPoll, updates)
+		if err := p.waitFirstWeights(ctx, updates); err != nil {
+			return err
+		}
+	}
+	p.log.Info("producing", "subject", subject, "degradation", p.cfg.Degradation, "hr", p.cfg.HRSize,
+		"from_batch", p.seq, "weights_version", p.weights.Version)
+	start := p.seq
+	p.started = start
+	for p.cfg.MaxBatches == 0 || p.seq < start+uint64(p.cfg.MaxBatches) {
+		if err := ctx.Err(); err != nil {
+			break
+		}
+		// Swap weights between batches.
+		select {
+		case ptr := <-updates:
+			p.wanted = ptr
+		default:
+		}
+		p.maybeReload(ctx)
+		if err := p.waitLag(ctx); err != nil {
+			break
+		}
+		if err := p.publishBatch(ctx, subject); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			return err
+		}
+	}
+	return p.drain(ctx)
+}
+
+// resumeSeq sets the next batch sequence from the last message of this
+// producer's subject in the stream.
+func (p *Producer) resumeSeq(ctx context.Context, subject string) error {
+	st, err := p.js.Stream(ctx, p.cfg.Stream)
+	if err != nil {
+		return fmt.Errorf("producer: stream %s: %w", p.cfg.Stream, err)
+	}
+	msg, err := st.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("producer: last batch of %s: %w", subject, err)
+	}
+	seq, err := strconv.ParseUint(msg.Header.Get(HeaderBatchSeq), 10, 64)
+	if err != nil {
+		return fmt.Errorf("producer: last message of %s (stream seq %d) has no valid %s header", subject, msg.Sequence, HeaderBatchSeq)
+	}
+	p.seq = seq + 1
+	p.log.Info("continuing an earlier run of this producer", "next_batch", p.seq)
+	return nil
+}
+
+func (p *Producer) waitFirstWeights(ctx context.Context, updates <-chan registry.Pointer) error {
+	p.log.Info("waiting for the first PDM weights", "key", p.reg.Key())
+	retry := time.NewTicker(500 * time.Millisecond)
+	defer retry.Stop()
+	for p.gen.pdm == nil {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ptr := <-updates:
+			p.wanted = ptr
+		case <-retry.C:
+		}
+		p.maybeReload(ctx)
+	}
+	return nil
+}
+
+// maybeReload loads the newest pointer seen if it is newer than the
+// weights in use and its retry time has come. A failure keeps the current
+// weights and backs off (up to 30 s) before the next try.
+func (p *Producer) maybeReload(ctx context.Context) {
+	if p.wanted.Version <= p.weights.Version || time.Now().Before(p.nextTry) {
+		return
+	}
+	t0 := time.Now()
+	first := p.weights.Version == 0
+	if err := p.load(ctx, p.wanted); err != nil {
+		p.backoff = min(max(2*p.backoff, 500*time.Millisecond), 30*time.Second)
+		p.nextTry = time.Now().Add(p.backoff)
+		p.m.ReloadFailures.Inc()
+		p.log.Warn("cannot load new weights, keeping the last good ones", "version", p.wanted.Version,
+			"in_use", p.weights.Version, "retry_in", p.backoff, "err", err)
+		return
+	}
+	p.backoff = 0
+	p.m.Reloads.Inc()
+	p.m.WeightsVersion.Set(float64(p.weights.Version))
+	p.m.ReloadSeconds.Observe(time.Since(t0).Seconds())
+	lvl := slog.LevelDebug
+	if first {
+		lvl = slog.LevelInfo
+	}
+	p.log.Log(ctx, lvl, "loaded weights", "version", p.weights.Version, "step", p.weights.Step, "sha256", p.weights.SHA256[:12], "seconds", time.Since(t0).Seconds())
+}
+
+// load downloads, verifies and loads the weights ptr names.
+func (p *Producer) load(ctx context.Context, ptr registry.Pointer) error {
+	b, err := p.reg.Fetch(ctx, ptr)
+	if err != nil {
+		return err
+	}
+	w, err := model.DecodeWeights(ptr.Key, b, model.KindPDM)
+	if err != nil {
+		return err
+	}
+	pdm, err := w.PDM()
+	if err != nil {
+		return err
+	}
+	if p.gen.pdm != nil && pdm.Cfg != p.gen.pdm.Cfg {
+		return fmt.Errorf("producer: weights version %d have another PDM config than version %d", ptr.Version, p.weights.Version)
+	}
+	if p.cfg.HRSize%pdm.Cfg.Scale != 0 || p.cfg.HRSize < pdm.Cfg.Kernel.Size {
+		return fmt.Errorf("producer: HR size %d must be a multiple of the weights' scale %d and at least their kernel size %d", p.cfg.HRSize, pdm.Cfg.Scale, pdm.Cfg.Kernel.Size)
+	}
+	p.gen.close()
+	p.gen.pdm = pdm
+	p.gen.scale = pdm.Cfg.Scale
+	p.weights = ptr
+	return nil
+}
+
+// batchPairs is the number of pairs per message.
+func (p *Producer) batchPairs() int {
+	if p.cfg.BatchPairs > 0 {
+		return p.cfg.BatchPairs
+	}
+	ls := (p.cfg.HRSize-1)/p.gen.scale + 1
+	ks := p.gen.header().KernelSize
+	per := 3*p.cfg.HRSize*p.cfg.HRSize + 4*3*ls*ls + 4*ks*ks + 128
+	return max(1, p.cfg.TargetBytes/per)
+}
+
+// publishBatch generates batch p.seq and publishes it asynchronously.
+func (p *Producer) publishBatch(ctx context.Context, subject string) error {
+	n := p.batchPairs()
+	t0 := time.Now()
+	b, err := p.gen.generate(p.images, n, batchMeta{
+		run: p.cfg.Run, producer: p.cfg.ID, runSeed: p.cfg.Seed, batchSeq: p.seq,
+		weightsVersion: p.weights.Version, weightsSHA: p.weights.SHA256,
+	})
+	if err != nil {
+		return fmt.Errorf("producer: batch %d: %w", p.seq, err)
+	}
+	data, err := schema.Encode(b, schema.EncodeOptions{Compression: p.cfg.Compression})
+	if err != nil {
+		return fmt.Errorf("producer: batch %d: %w", p.seq, err)
+	}
+	p.m.GenerateSecs.Observe(time.Since(t0).Seconds())
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	msg.Header.Set(jetstream.MsgIDHeader, MsgID(p.cfg.Run, p.cfg.ID, p.weights.Version, p.seq))
+	msg.Header.Set(HeaderBatchSeq, strconv.FormatUint(p.seq, 10))
+	msg.Header.Set(HeaderPairs, strconv.Itoa(n))
+	msg.Header.Set(HeaderWeights, strconv.FormatUint(p.weights.Version, 10))
+	if err := p.acquire(ctx, int64(len(data))); err != nil {
+		return err
+	}
+	p.send(ctx, msg, n)
+	p.seq++
+	return nil
+}
+
+// acquire waits until size more bytes may be in flight (one message is
+// always allowed, whatever its size).
+func (p *Producer) acquire(ctx context.Context, size int64) error {
+	stop := context.AfterFunc(ctx, func() {
+		p.mu.Lock()
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	})
+	defer stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.inflight > 0 && p.inflight+size > p.cfg.MaxInFlightBytes {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.cond.Wait()
+	}
+	p.inflight += size
+	p.inflightMsgs++
+	p.m.InFlightBytes.Set(float64(p.inflight))
+	return nil
+}
+
+func (p *Producer) release(size int64) {
+	p.mu.Lock()
+	p.inflight -= size
+	p.inflightMsgs--
+	p.m.InFlightBytes.Set(float64(p.inflight))
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+// send publishes msg asynchronously and, in the background, waits for its
+// ack; a failed publish is retried with the same message id (so the
+// server drops it if the first attempt did land) until it is acked or ctx
+// ends.
+func (p *Producer) send(ctx context.Context, msg *nats.Msg, pairs int) {
+	size := int64(len(msg.Data))
+	t0 := time.Now()
+	fut, err := p.js.PublishMsgAsync(msg, jetstream.WithStallWait(5*time.Second))
+	go func() {
+		defer p.release(size)
+		backoff := 100 * time.Millisecond
+		for {
+			if err == nil {
+				select {
+				case <-fut.Ok():
+					p.m.AckLatency.Observe(time.Since(t0).Seconds())
+					p.m.Batches.Inc()
+					p.m.Pairs.Add(float64(pairs))
+					p.m.Bytes.Add(float64(size))
+					return
+				case err = <-fut.Err():
+				case <-ctx.Done():
+					return
+				}
+			}
+			p.m.PublishErrors.Inc()
+			p.log.Warn("publish failed, retrying", "msg_id", msg.Header.Get(jetstream.MsgIDHeader), "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			t0 = time.Now()
+			fut, err = p.js.PublishMsgAsync(msg, jetstream.WithStallWait(5*time.Second))
+		}
+	}()
+}
+
+// drain waits until every published batch is acked or ctx ends.
+func (p *Producer) drain(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		p.mu.Lock()
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	})
+	defer stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.inflight > 0 {
+		if ctx.Err() != nil {
+			return nil
+		}
+		p.cond.Wait()
+	}
+	return nil
+}
+
+// waitLag pauses while the trainer's consumer has more than LagBudget
+// messages pending or unacked, counting this producer's messages still in
+// flight. Without a consumer (the trainer has not started) it allows
+// LagBudget batches from this producer.
+func (p *Producer) waitLag(ctx context.Context) error {
+	stalled := false
+	var since time.Time
+	defer func() {
+		if stalled {
+			p.m.StallSeconds.Add(time.Since(since).Seconds())
+		}
+	}()
+	for {
+		lag, err := p.lag(ctx)
+		if err != nil {
+			p.log.Debug("cannot read consumer lag", "err", err)
+		}
+		p.m.ConsumerLag.Set(float64(lag))
+		if lag <= p.cfg.LagBudget {
+			return nil
+		}
+		if !stalled {
+			stalled, since = true, time.Now()
+			p.m.Stalls.Inc()
+			p.log.Debug("trainer is behind, pausing", "lag", lag, "budget", p.cfg.LagBudget)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(p.cfg.LagPoll):
+		}
+	}
+}
+
+func (p *Producer) lag(ctx context.Context) (int, error) {
+	if p.cfg.Consumer == "" {
+		return 0, nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	p.mu.Lock()
+	inflight := p.inflightMsgs
+	p.mu.Unlock()
+	c, err := p.js.Consumer(cctx, p.cfg.Stream, p.cfg.Consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return int(p.seq - p.started), nil
+	}
+	if err != nil {
+		return inflight, err
+	}
+	info := c.CachedInfo()
+	return int(info.NumPending) + info.NumAckPending + inflight, nil
+}

@@ -1,0 +1,305 @@
+package producer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"gorgonia.org/tensor"
+
+	"github.com/pdmflow/pdmflow/consumer"
+	"github.com/pdmflow/pdmflow/internal/broker"
+	"github.com/pdmflow/pdmflow/internal/dataset"
+	"github.com/pdmflow/pdmflow/internal/imageio"
+	"github.com/pdmflow/pdmflow/internal/metrics"
+	"github.com/pdmflow/pdmflow/internal/s3test"
+	"github.com/pdmflow/pdmflow/model"
+	"github.com/pdmflow/pdmflow/registry"
+	"github.com/pdmflow/pdmflow/schema"
+	"github.com/pdmflow/pdmflow/store"
+)
+
+// TestSampleSeed pins the derivation: regeneration of recorded samples
+// depends on it never changing.
+func TestSampleSeed(t *testing.T) {
+	if got := SampleSeed(1, "p0", 2, 3); got != SampleSeed(1, "p0", 2, 3) {
+		t.Fatal("not deterministic")
+	}
+	seen := map[uint64]bool{}
+	for _, args := range []struct {
+		s uint64
+		p string
+		b uint64
+		i uint32
+	}{{1, "p0", 2, 3}, {2, "p0", 2, 3}, {1, "p1", 2, 3}, {1, "p0", 3, 3}, {1, "p0", 2, 4}, {1, "p", 2, 3}} {
+		v := SampleSeed(args.s, args.p, args.b, args.i)
+		if seen[v] {
+			t.Errorf("seed collision for %+v", args)
+		}
+		seen[v] = true
+	}
+	const golden = uint64(0x9065ba029f79b20d)
+	if got := SampleSeed(0, "p0", 0, 0); got != golden {
+		t.Errorf("SampleSeed(0, p0, 0, 0) = %#x, want %#x: the derivation changed, and recorded samples can no longer be regenerated", got, golden)
+	}
+}
+
+func testImages(t *testing.T) *dataset.Dataset {
+	t.Helper()
+	dir := t.TempDir()
+	r := rand.New(rand.NewPCG(1, 1))
+	for i, name := range []string{"a.png", "b.png"} {
+		w, h := 40+8*i, 36
+		pix := make([]float32, 3*w*h)
+		for j := range pix {
+			pix[j] = float32(0.5 + 0.4*math.Sin(float64(j)*0.01*float64(i+1)) + 0.05*r.Float64())
+		}
+		if err := imageio.FromPlanarFloat(w, h, pix).Save(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := dataset.Load(dir, 16, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+type env struct {
+	js  jetstream.JetStream
+	kv  jetstream.KeyValue
+	reg *registry.Registry
+	st  *store.Bucket
+	s3  s3test.Server
+}
+
+func setup(t *testing.T) env {
+	t.Helper()
+	ctx := context.Background()
+	b, err := broker.Start(ctx, broker.Options{Dir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Shutdown)
+	nc, err := nats.Connect(b.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := consumer.EnsureStream(ctx, js, consumer.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	s3 := s3test.StartWith(t, s3test.Options{KeepAlive: true})
+	st, err := store.Open(ctx, "s3://"+s3.Bucket+"/w", store.Config{Endpoint: s3.Endpoint, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, Insecure: true, Timeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	reg, err := registry.Open(ctx, js, st, "run1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, registry.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env{js: js, kv: kv, reg: reg, st: st, s3: s3}
+}
+
+func pdmWeights(t *testing.T, seed uint64) []byte {
+	t.Helper()
+	cfg := model.PDMConfig{Scale: 4, Kernel: model.KernelConfig{Size: 7, NC: 4, NF: 8, NB: 1, Conv: 1, Init: "box"},
+		Noise: model.NoiseConfig{Mode: model.NoiseMixed, NC: 2, NF: 4, NB: 1, Conv: 3}}
+	p, err := model.NewPDM(cfg, tensor.Float32, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := model.EncodeWeights(model.KindPDM, p.Cfg, nil, nil, p.Modules()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// lastBatch returns the newest batch of the producer's subject.
+func lastBatch(t *testing.T, js jetstream.JetStream) *schema.Batch {
+	t.Helper()
+	s, err := js.Stream(context.Background(), "PDMFLOW_PAIRS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GetLastMsgForSubject(context.Background(), "pdmflow.pairs.run1.p0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := schema.Decode(m.Data, schema.DecodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// putPointer moves the run's pointer by hand, as a misbehaving or racing
+// publisher could.
+func putPointer(t *testing.T, e env, p registry.Pointer) {
+	t.Helper()
+	b, _ := json.Marshal(p)
+	if _, err := e.kv.Put(context.Background(), e.reg.Key(), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestProducerHotReloadAndLastGoodWeights follows the weights pointer:
+// a good new version is loaded between batches; a version whose object
+// fails its hash check, and one published while S3 is down, leave the
+// producer generating with its last good weights; once the object can be
+// read it moves on.
+func TestProducerHotReloadAndLastGoodWeights(t *testing.T) {
+	e := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := e.reg.Publish(ctx, pdmWeights(t, 1), 0); err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.NewProducer(nil, "p0")
+	p, err := New(Config{Run: "run1", ID: "p0", Seed: 5, Stream: "PDMFLOW_PAIRS", Subject: "pdmflow.pairs",
+		Degradation: DegradePDM, HRSize: 16, BatchPairs: 2, LagBudget: 1 << 20, WeightsPoll: 50 * time.Millisecond},
+		e.js, e.reg, testImages(t), nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, "batches with version 1", func() bool { return testutil.ToFloat64(m.Batches) >= 2 })
+	if b := lastBatch(t, e.js); b.Pairs[0].WeightsVersion != 1 {
+		t.Fatalf("rows carry weights version %d, want 1", b.Pairs[0].WeightsVersion)
+	}
+
+	// Version 2: a good publish.
+	ptr2, err := e.reg.Publish(ctx, pdmWeights(t, 2), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "version 2 in the rows", func() bool { return lastBatch(t, e.js).Pairs[0].WeightsVersion == 2 })
+	if got := lastBatch(t, e.js).Pairs[0].WeightsSHA256; got != ptr2.SHA256 {
+		t.Errorf("rows carry sha %s, want %s", got, ptr2.SHA256)
+	}
+
+	// Version 3 names an object whose bytes were tampered with.
+	w3 := pdmWeights(t, 3)
+	sum := sha256.Sum256(w3)
+	h3 := hex.EncodeToString(sum[:])
+	if err := e.st.Put(ctx, store.WeightsKey(h3), pdmWeights(t, 4)); err != nil {
+		t.Fatal(err)
+	}
+	putPointer(t, e, registry.Pointer{Run: "run1", Version: 3, SHA256: h3, Key: store.WeightsKey(h3), Step: 20, Time: time.Now()})
+	waitFor(t, "a failed reload", func() bool { return testutil.ToFloat64(m.ReloadFailures) >= 1 })
+	before := testutil.ToFloat64(m.Batches)
+	waitFor(t, "more batches", func() bool { return testutil.ToFloat64(m.Batches) >= before+3 })
+	if v := lastBatch(t, e.js).Pairs[0].WeightsVersion; v != 2 {
+		t.Fatalf("after a bad object the rows carry version %d, want 2 (the last good)", v)
+	}
+
+	// S3 goes away; the good object for version 3 cannot be read.
+	e.s3.Stop()
+	if err := func() error {
+		_, err := store.GetVerified(ctx, e.st, store.WeightsKey(h3), h3)
+		return err
+	}(); err == nil {
+		t.Fatal("S3 still answers after Stop")
+	}
+	before = testutil.ToFloat64(m.Batches)
+	waitFor(t, "batches while S3 is down", func() bool { return testutil.ToFloat64(m.Batches) >= before+3 })
+	if v := p.Weights().Version; v != 2 {
+		t.Fatalf("weights version %d while S3 is down, want 2", v)
+	}
+	e.s3.Restart()
+	if err := e.st.Put(ctx, store.WeightsKey(h3), w3); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "version 3 once S3 is back", func() bool { return lastBatch(t, e.js).Pairs[0].WeightsVersion == 3 })
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+}
+
+// TestProducerBackpressure stalls a producer whose trainer does not
+// consume, and resumes its batch sequence after a restart.
+func TestProducerBackpressure(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	if _, err := e.js.CreateConsumer(ctx, "PDMFLOW_PAIRS", jetstream.ConsumerConfig{Durable: "trainer-run1", FilterSubject: "pdmflow.pairs.run1.>", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Run: "run1", ID: "p0", Stream: "PDMFLOW_PAIRS", Subject: "pdmflow.pairs", Consumer: "trainer-run1",
+		Degradation: DegradeBicubic, Scale: 4, HRSize: 16, BatchPairs: 2, LagBudget: 3, LagPoll: 10 * time.Millisecond}
+	m := metrics.NewProducer(nil, "p0")
+	p, err := New(cfg, e.js, nil, testImages(t), nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(rctx) }()
+	waitFor(t, "a stall", func() bool { return testutil.ToFloat64(m.Stalls) >= 1 })
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	<-done
+	s, _ := e.js.Stream(ctx, "PDMFLOW_PAIRS")
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Lag budget 3: the fourth message makes the lag 4 and pauses it. The
+	// consumer's pending count is read over the network and can trail the
+	// acks by a message, hence one of slack.
+	n := info.State.Msgs
+	if n < 4 || n > 5 {
+		t.Errorf("%d messages in the stream, want 4 or 5 (lag budget 3)", n)
+	}
+	// A restarted producer continues the sequence.
+	cfg.MaxBatches = 1
+	cfg.LagBudget = 1 << 20
+	p2, err := New(cfg, e.js, nil, testImages(t), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := lastBatch(t, e.js)
+	if want := fmt.Sprintf("run1/p0/%d/1", n); b.Pairs[0].BatchSeq != n || b.Pairs[1].SampleID != want {
+		t.Errorf("restarted producer published batch %d (%s), want %d", b.Pairs[0].BatchSeq, b.Pairs[1].SampleID, n)
+	}
+	// The bicubic y_ref is what a direct bicubic downsampling of x_ref gives.
+	if b.Degradation != DegradeBicubic || b.KernelSize != 0 || b.Pairs[0].Kernel != nil {
+		t.Errorf("bicubic batch header %+v, kernel %v", b.Header, b.Pairs[0].Kernel)
+	}
+}
