@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/pdmflow/pdmflow/internal/jobs"
+	"github.com/pdmflow/pdmflow/internal/metrics"
 	"github.com/pdmflow/pdmflow/internal/synth"
 )
 
@@ -114,6 +115,8 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.LR, "lr", "", "own data: real LR images")
 	fs.StringVar(&o.ValHR, "val-hr", "", "own data: validation ground truth")
 	fs.StringVar(&o.ValLR, "val-lr", "", "own data: validation LR images (same base names as --val-hr)")
+	fs.IntVar(&o.Producers, "producers", 2, "producers in this process, feeding the trainer through the embedded JetStream server")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address, e.g. :9090")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
@@ -125,6 +128,10 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		cfg.Steps = *steps
 	}
 	o.Config, o.Log = cfg, e.log
+	o.Metrics = metrics.NewRegistry()
+	if _, err := metrics.Serve(ctx, *metricsAddr, o.Metrics, e.log); err != nil {
+		return err
+	}
 	res, err := jobs.Demo(ctx, o)
 	if err != nil {
 		return err

@@ -3,6 +3,8 @@
 //
 //	pdmflow run                      the demo, end to end
 //	pdmflow train --hr --lr --out    train PDM and SR together
+//	pdmflow produce --run --hr       generate pairs into the stream
+//	pdmflow broker --dir             a standalone JetStream server
 //	pdmflow degrade --weights --in   apply a trained PDM to HR images
 //	pdmflow sr --weights --in        super-resolve LR images
 //	pdmflow eval --sr --gt           PSNR and SSIM
@@ -60,7 +62,9 @@ type command struct {
 
 var commands = map[string]command{
 	"run":     {"run the demo end to end: make data, train PDM-SR and a bicubic baseline, compare", cmdRun},
-	"train":   {"train PDM and the SR network on HR images and real LR images", cmdTrain},
+	"train":   {"train PDM and the SR network on HR images (or the pair stream) and real LR images", cmdTrain},
+	"produce": {"generate pairs with the current PDM weights and publish them to JetStream", cmdProduce},
+	"broker":  {"run a standalone NATS JetStream server for multi-host deployments", cmdBroker},
 	"degrade": {"apply a trained PDM to HR images (deterministic for a seed)", cmdDegrade},
 	"sr":      {"super-resolve LR images with trained SR weights (or bicubic)", cmdSR},
 	"eval":    {"PSNR and SSIM of SR images against ground truth", cmdEval},

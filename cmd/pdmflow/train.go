@@ -5,11 +5,22 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pdmflow/pdmflow/consumer"
+	"github.com/pdmflow/pdmflow/internal/metrics"
+	"github.com/pdmflow/pdmflow/producer"
+	"github.com/pdmflow/pdmflow/registry"
+	"github.com/pdmflow/pdmflow/store"
 	"github.com/pdmflow/pdmflow/trainer"
 )
 
 func cmdTrain(ctx context.Context, e *env, args []string) error {
-	fs, c := newFlags(e, "train", "train --hr DIR --lr DIR --out DIR [--preset NAME | --config FILE] [--steps N]")
+	fs, c := newFlags(e, "train", "train (--hr DIR | --source nats://HOST:PORT --run ID --store URL) --lr DIR --out DIR [--preset NAME | --config FILE] [--steps N]")
+	var conn connection
+	conn.addFlags(fs)
+	source := fs.String("source", "", "train on the pair stream of this NATS server (nats://host:port; same as --nats-url) instead of --hr")
+	run := fs.String("run", "", "with --source: run id the producers publish under")
+	storeURL := fs.String("store", "", "with --source: blob store for the PDM weights (file://DIR or s3://bucket/prefix)")
+	publishEvery := fs.Int("publish-every", 50, "with --source: steps between PDM weights publishes")
 	hr := fs.String("hr", "", "directory of high-resolution images (the images to degrade)")
 	lr := fs.String("lr", "", "directory of real low-resolution images (the degradation to learn)")
 	out := fs.String("out", "", "output directory: weights, checkpoint, pictures, log; a run resumes from its checkpoint")
@@ -21,7 +32,18 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
-	if err := required(map[string]string{"hr": *hr, "out": *out}); err != nil {
+	streaming := *source != "" || *run != ""
+	if streaming {
+		if err := required(map[string]string{"run": *run, "out": *out}); err != nil {
+			return err
+		}
+		if *hr != "" {
+			return fmt.Errorf("%w: --hr and --source exclude each other (producers read the HR images)", errUsage)
+		}
+		if *source != "" {
+			conn.nats.URL = *source
+		}
+	} else if err := required(map[string]string{"hr": *hr, "out": *out}); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(*preset, *config)
@@ -40,7 +62,49 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 	if cfg.Degradation == trainer.DegradePDM && *lr == "" {
 		return fmt.Errorf("%w: --lr is required to learn a degradation (or use --degradation bicubic)", errUsage)
 	}
-	t, err := trainer.New(cfg, trainer.Options{HRDir: *hr, LRDir: *lr, Out: *out, Log: e.log, Progress: e.stderr})
+	opts := trainer.Options{HRDir: *hr, LRDir: *lr, Out: *out, Log: e.log, Progress: e.stderr}
+	if streaming {
+		if err := conn.resolve(); err != nil {
+			return err
+		}
+		if err := registry.ValidRunID(*run); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		if cfg.TrainsPDM() && *storeURL == "" {
+			return fmt.Errorf("%w: --store is required to publish the PDM weights", errUsage)
+		}
+		js, closeConn, err := conn.dial(ctx, e, "pdmflow-train-"+*run)
+		if err != nil {
+			return err
+		}
+		defer closeConn()
+		promReg := metrics.NewRegistry()
+		if _, err := metrics.Serve(ctx, conn.metricsAddr, promReg, e.log); err != nil {
+			return err
+		}
+		so := &trainer.StreamOptions{
+			JS: js,
+			Consumer: consumer.Config{
+				Stream: conn.stream.Name, Durable: "trainer-" + *run,
+				Subject:   producer.SubjectFor(conn.stream.Subject, *run, "*"),
+				PoolPairs: 8 * cfg.Batch,
+			},
+			PublishEvery: *publishEvery,
+			Metrics:      metrics.NewTrainer(promReg),
+		}
+		if cfg.TrainsPDM() {
+			st, err := store.Open(ctx, *storeURL, conn.s3)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if so.Registry, err = registry.Open(ctx, js, st, *run, e.log); err != nil {
+				return err
+			}
+		}
+		opts.Stream = so
+	}
+	t, err := trainer.New(cfg, opts)
 	if err != nil {
 		return err
 	}

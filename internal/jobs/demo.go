@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/pdmflow/pdmflow/internal/imageio"
 	"github.com/pdmflow/pdmflow/internal/synth"
 	"github.com/pdmflow/pdmflow/model"
@@ -28,6 +30,8 @@ type DemoOptions struct {
 	// pairs (LR images and their ground truth, same base names).
 	HR, LR, ValHR, ValLR string
 	Config               *trainer.Config // the PDM-SR run; the baseline uses it with bicubic degradation
+	Producers            int             // producers per training run (default 2)
+	Metrics              *prometheus.Registry
 	Log                  *slog.Logger
 	Progress             io.Writer
 }
@@ -143,13 +147,14 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	return res, nil
 }
 
+// train runs one training job through the stream: an embedded JetStream
+// server, a file store, o.Producers producers and the trainer in this
+// process, the same code paths as a distributed deployment.
 func train(ctx context.Context, cfg *trainer.Config, hr, lr, out string, o DemoOptions) error {
-	t, err := trainer.New(cfg, trainer.Options{HRDir: hr, LRDir: lr, Out: out, Log: o.Log, Progress: o.Progress})
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	return t.Run(ctx)
+	return Pipeline(ctx, PipelineOptions{
+		Config: cfg, Run: "demo-" + cfg.Degradation, HR: hr, LR: lr, Out: out,
+		Producers: o.Producers, Log: o.Log, Progress: o.Progress, Registry: o.Metrics,
+	})
 }
 
 // ensureDemoData builds the demo data into dir unless a manifest of the

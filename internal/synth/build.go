@@ -23,6 +23,10 @@ const SplitFile = "split.txt"
 // Split assigns photos (base names) to the three uses.
 type Split struct {
 	HR, LR, Val []string
+	// Train photos give both sides: their tiles alternate, checkerboard
+	// fashion, between the HR side and the LR side, so the two sides are
+	// unpaired (no pixel in both) but show the same kinds of scene.
+	Train []string
 }
 
 // ReadSplit reads dir/split.txt, or, when there is none, splits the photos
@@ -39,19 +43,17 @@ func ReadSplit(dir string) (Split, error) {
 		if len(paths) < 3 {
 			return s, fmt.Errorf("synth: %s: %d photos; the demo needs at least 3 (HR side, LR side, validation)", dir, len(paths))
 		}
+		// Every fifth photo validates; the others train (both sides).
 		for i, p := range paths {
 			b := filepath.Base(p)
-			switch i % 5 {
-			case 0, 1:
-				s.HR = append(s.HR, b)
-			case 2, 3:
-				s.LR = append(s.LR, b)
-			default:
+			if i%5 == 4 {
 				s.Val = append(s.Val, b)
+			} else {
+				s.Train = append(s.Train, b)
 			}
 		}
 		if len(s.Val) == 0 {
-			s.Val, s.LR = s.LR[len(s.LR)-1:], s.LR[:len(s.LR)-1]
+			s.Val, s.Train = s.Train[len(s.Train)-1:], s.Train[:len(s.Train)-1]
 		}
 		return s, nil
 	}
@@ -67,7 +69,7 @@ func ReadSplit(dir string) (Split, error) {
 		}
 		key, rest, ok := strings.Cut(t, ":")
 		if !ok {
-			return s, fmt.Errorf("synth: %s/%s:%d: want \"hr|lr|val: files...\"", dir, SplitFile, line)
+			return s, fmt.Errorf("synth: %s/%s:%d: want \"train|hr|lr|val: files...\"", dir, SplitFile, line)
 		}
 		names := strings.Fields(rest)
 		switch strings.TrimSpace(key) {
@@ -77,12 +79,14 @@ func ReadSplit(dir string) (Split, error) {
 			s.LR = append(s.LR, names...)
 		case "val":
 			s.Val = append(s.Val, names...)
+		case "train":
+			s.Train = append(s.Train, names...)
 		default:
 			return s, fmt.Errorf("synth: %s/%s:%d: unknown side %q", dir, SplitFile, line, key)
 		}
 	}
-	if len(s.HR) == 0 || len(s.LR) == 0 || len(s.Val) == 0 {
-		return s, fmt.Errorf("synth: %s/%s: every side (hr, lr, val) needs a photo", dir, SplitFile)
+	if (len(s.Train) == 0 && (len(s.HR) == 0 || len(s.LR) == 0)) || len(s.Val) == 0 {
+		return s, fmt.Errorf("synth: %s/%s: needs train photos (or both hr and lr photos) and val photos", dir, SplitFile)
 	}
 	return s, sc.Err()
 }
@@ -140,6 +144,9 @@ func Build(photos, out string, o Options) (*Manifest, error) {
 	if err := tiles(photos, out, "lr", split.LR, o.LRTile, 0, "", o, m); err != nil {
 		return nil, err
 	}
+	if err := trainTiles(photos, out, split.Train, o.LRTile, o, m); err != nil {
+		return nil, err
+	}
 	if err := tiles(photos, out, "val/lr", split.Val, o.ValTile, o.MaxVal, filepath.Join(out, "val/hr"), o, m); err != nil {
 		return nil, err
 	}
@@ -147,8 +154,18 @@ func Build(photos, out string, o Options) (*Manifest, error) {
 	if err := os.WriteFile(filepath.Join(out, "manifest.json"), b, 0o644); err != nil {
 		return nil, fmt.Errorf("synth: %w", err)
 	}
-	o.Log.Info("demo data built", "out", out, "hr_photos", len(split.HR), "lr_images", countPrefix(m, "lr/"), "val_pairs", countPrefix(m, "val/lr/"))
+	o.Log.Info("demo data built", "out", out, "hr_photos", len(split.HR), "train_photos", len(split.Train), "hr_tiles", countSources(m, "hr/"), "lr_images", countPrefix(m, "lr/"), "val_pairs", countPrefix(m, "val/lr/"))
 	return m, nil
+}
+
+func countSources(m *Manifest, p string) int {
+	n := 0
+	for k := range m.Sources {
+		if strings.HasPrefix(k, p) {
+			n++
+		}
+	}
+	return n
 }
 
 func countPrefix(m *Manifest, p string) int {
@@ -212,6 +229,50 @@ func tiles(photos, out, dir string, names []string, tile, maxTiles int, gtDir st
 			rel := filepath.ToSlash(filepath.Join(dir, file))
 			m.Images[rel] = d
 			m.Sources[rel] = fmt.Sprintf("%s@%d,%d+%d", name, x0, y0, tile)
+		}
+	}
+	return nil
+}
+
+// trainTiles cuts every train photo into tile x tile tiles and sends them,
+// checkerboard fashion, to the HR side (saved as they are) and to the LR
+// side (degraded with their own draw, as tiles does).
+func trainTiles(photos, out string, names []string, tile int, o Options, m *Manifest) error {
+	sort.Strings(names)
+	for _, name := range names {
+		im, err := imageio.Load(filepath.Join(photos, name))
+		if err != nil {
+			return err
+		}
+		nx, ny := im.W/tile, im.H/tile
+		if nx*ny < 2 {
+			return fmt.Errorf("synth: %s is %dx%d: a train photo needs at least two %d-pixel tiles (one per side)", name, im.W, im.H, tile)
+		}
+		h := fnv.New64a()
+		h.Write([]byte(name))
+		for t := 0; t < nx*ny; t++ {
+			tx, ty := t%nx, t/nx
+			x0, y0 := tx*tile, ty*tile
+			hr := im.Crop(x0, y0, tile, tile)
+			file := fmt.Sprintf("%s_t%02d.png", stem(name), t)
+			if (tx+ty)%2 == 0 {
+				if err := hr.Save(filepath.Join(out, "hr", file)); err != nil {
+					return err
+				}
+				m.Sources["hr/"+file] = fmt.Sprintf("%s@%d,%d+%d", name, x0, y0, tile)
+				continue
+			}
+			r := rand.New(rand.NewPCG(o.Seed, h.Sum64()^uint64(t)))
+			d := o.Params.Sample(r)
+			lr, lh, lw, err := o.Params.Apply(hr.Float32(), tile, tile, d, r)
+			if err != nil {
+				return fmt.Errorf("synth: %s tile %d: %w", name, t, err)
+			}
+			if err := imageio.FromPlanarFloat(lw, lh, lr).Save(filepath.Join(out, "lr", file)); err != nil {
+				return err
+			}
+			m.Images["lr/"+file] = d
+			m.Sources["lr/"+file] = fmt.Sprintf("%s@%d,%d+%d", name, x0, y0, tile)
 		}
 	}
 	return nil

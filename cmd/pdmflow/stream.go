@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/pdmflow/pdmflow/consumer"
+	"github.com/pdmflow/pdmflow/internal/dataset"
+	"github.com/pdmflow/pdmflow/internal/metrics"
+	"github.com/pdmflow/pdmflow/internal/natsconn"
+	"github.com/pdmflow/pdmflow/producer"
+	"github.com/pdmflow/pdmflow/registry"
+	"github.com/pdmflow/pdmflow/store"
+)
+
+// connection holds the NATS, S3 and stream settings shared by the commands
+// that talk to a deployment. Precedence: flags, then environment variables,
+// then the --connect file, then defaults.
+type connection struct {
+	nats        natsconn.Config
+	s3          store.Config
+	stream      consumer.StreamConfig
+	file        string
+	metricsAddr string
+}
+
+func (c *connection) addFlags(fs *flag.FlagSet) {
+	c.nats.AddFlags(fs)
+	fs.StringVar(&c.s3.Endpoint, "s3-endpoint", "", "S3 endpoint host:port (env PDMFLOW_S3_ENDPOINT)")
+	fs.StringVar(&c.s3.AccessKey, "s3-access-key", "", "S3 access key (env PDMFLOW_S3_ACCESS_KEY or AWS_ACCESS_KEY_ID)")
+	fs.StringVar(&c.s3.SecretKey, "s3-secret-key", "", "S3 secret key; prefer the env var (env PDMFLOW_S3_SECRET_KEY or AWS_SECRET_ACCESS_KEY)")
+	fs.StringVar(&c.s3.Region, "s3-region", "", "S3 region (env PDMFLOW_S3_REGION or AWS_REGION)")
+	fs.BoolVar(&c.s3.Insecure, "s3-insecure", false, "plain http to S3 (env PDMFLOW_S3_INSECURE=1)")
+	fs.StringVar(&c.s3.CAFile, "s3-ca", "", "PEM file of a private CA for S3 (env PDMFLOW_S3_CA_FILE)")
+	fs.StringVar(&c.stream.Name, "stream", "", "JetStream stream name (default PDMFLOW_PAIRS)")
+	fs.StringVar(&c.stream.Subject, "subject", "", "subject prefix of the pair stream (default pdmflow.pairs)")
+	fs.IntVar(&c.stream.Replicas, "replicas", 0, "stream replicas (3 on a 3-node cluster; default 1)")
+	fs.StringVar(&c.file, "connect", "", "YAML file with nats: and s3: settings (lowest precedence after env vars)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. :9090")
+}
+
+// connectFile is the --connect file's shape.
+type connectFile struct {
+	NATS struct {
+		URL      string `yaml:"url"`
+		User     string `yaml:"user"`
+		Password string `yaml:"password"`
+		Token    string `yaml:"token"`
+		NKey     string `yaml:"nkey"`
+		Creds    string `yaml:"creds"`
+		CA       string `yaml:"ca"`
+		Cert     string `yaml:"cert"`
+		Key      string `yaml:"key"`
+	} `yaml:"nats"`
+	S3 struct {
+		Endpoint  string `yaml:"endpoint"`
+		AccessKey string `yaml:"access_key"`
+		SecretKey string `yaml:"secret_key"`
+		Region    string `yaml:"region"`
+		Insecure  bool   `yaml:"insecure"`
+		CA        string `yaml:"ca"`
+	} `yaml:"s3"`
+}
+
+// resolve applies the environment and the --connect file.
+func (c *connection) resolve() error {
+	c.nats = c.nats.FromEnv()
+	c.s3 = c.s3.FromEnv()
+	if c.file != "" {
+		b, err := os.ReadFile(c.file)
+		if err != nil {
+			return fmt.Errorf("--connect: %w", err)
+		}
+		var f connectFile
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&f); err != nil {
+			return fmt.Errorf("--connect %s: %w", c.file, err)
+		}
+		fill := func(dst *string, v string) {
+			if *dst == "" {
+				*dst = v
+			}
+		}
+		n := f.NATS
+		fill(&c.nats.URL, n.URL)
+		fill(&c.nats.User, n.User)
+		fill(&c.nats.Password, n.Password)
+		fill(&c.nats.Token, n.Token)
+		fill(&c.nats.NKeySeedFile, n.NKey)
+		fill(&c.nats.CredsFile, n.Creds)
+		fill(&c.nats.TLSCAFile, n.CA)
+		fill(&c.nats.TLSCertFile, n.Cert)
+		fill(&c.nats.TLSKeyFile, n.Key)
+		s := f.S3
+		fill(&c.s3.Endpoint, s.Endpoint)
+		fill(&c.s3.AccessKey, s.AccessKey)
+		fill(&c.s3.SecretKey, s.SecretKey)
+		fill(&c.s3.Region, s.Region)
+		fill(&c.s3.CAFile, s.CA)
+		c.s3.Insecure = c.s3.Insecure || s.Insecure
+	}
+	c.stream.Defaults()
+	if err := c.nats.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return nil
+}
+
+// dial connects to NATS and makes sure the stream exists.
+func (c *connection) dial(ctx context.Context, e *env, name string) (jetstream.JetStream, func(), error) {
+	c.nats.Name = name
+	e.log.Info("connecting to NATS", "server", c.nats.Redacted())
+	nc, err := c.nats.Connect(ctx, e.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	if _, err := consumer.EnsureStream(ctx, js, c.stream); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return js, func() { _ = nc.Drain() }, nil
+}
+
+func cmdProduce(ctx context.Context, e *env, args []string) error {
+	fs, c := newFlags(e, "produce", "produce --run ID --hr DIR|s3://BUCKET/PREFIX [--id NAME] [--store URL] [--degradation pdm|bicubic|gaussian] [NATS and S3 flags]")
+	var conn connection
+	conn.addFlags(fs)
+	var pc producer.Config
+	fs.StringVar(&pc.Run, "run", "", "run id (the trainer's --run)")
+	host, _ := os.Hostname()
+	fs.StringVar(&pc.ID, "id", sanitizeID(fmt.Sprintf("%s-%d", host, os.Getpid())), "producer id, unique within the run; a restarted producer with the same id continues its batch sequence")
+	hr := fs.String("hr", "", "HR images: a directory or s3://bucket/prefix")
+	storeURL := fs.String("store", "", "blob store of the weights: file://DIR or s3://bucket/prefix (required for --degradation pdm)")
+	preset := fs.String("preset", "cpu-small", "config the trainer uses (HR crop size, scale, seed)")
+	config := fs.String("config", "", "YAML config file (overrides --preset)")
+	fs.StringVar(&pc.Degradation, "degradation", "", "pdm (the trainer's current weights), bicubic or gaussian (default: the config's)")
+	fs.IntVar(&pc.HRSize, "hr-size", 0, "HR crop side (default: the config's hr_crop)")
+	seed := fs.Int64("seed", -1, "run seed (default: the config's)")
+	fs.IntVar(&pc.BatchPairs, "batch-pairs", 0, "pairs per message (default: about 2 MiB per message)")
+	fs.IntVar(&pc.LagBudget, "lag-budget", 16, "pause while the trainer has more than this many messages pending")
+	fs.StringVar(&pc.Consumer, "consumer", "", "the trainer's durable consumer to watch for lag (default trainer-RUN)")
+	fs.IntVar(&pc.MaxBatches, "batches", 0, "stop after this many batches (default: until interrupted)")
+	fs.StringVar(&pc.Compression, "compression", "", "Arrow IPC compression: lz4 or zstd (default none)")
+	if err := parse(fs, c, e, args); err != nil {
+		return err
+	}
+	if err := required(map[string]string{"run": pc.Run, "hr": *hr}); err != nil {
+		return err
+	}
+	if err := conn.resolve(); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*preset, *config)
+	if err != nil {
+		return err
+	}
+	if pc.Degradation == "" {
+		pc.Degradation = cfg.Degradation
+	}
+	if pc.HRSize == 0 {
+		pc.HRSize = cfg.HRCrop
+	}
+	pc.Seed = cfg.Seed
+	if *seed >= 0 {
+		pc.Seed = uint64(*seed)
+	}
+	pc.Scale = cfg.Scale()
+	pc.Stream, pc.Subject = conn.stream.Name, conn.stream.Subject
+	if pc.Consumer == "" {
+		pc.Consumer = "trainer-" + pc.Run
+	}
+	if pc.Degradation == producer.DegradePDM && *storeURL == "" {
+		return fmt.Errorf("%w: --store is required to load the trainer's weights", errUsage)
+	}
+	images, err := dataset.LoadSource(ctx, *hr, pc.HRSize, conn.s3, e.log)
+	if err != nil {
+		return err
+	}
+	js, closeConn, err := conn.dial(ctx, e, "pdmflow-produce-"+pc.ID)
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	var reg *registry.Registry
+	if pc.Degradation == producer.DegradePDM {
+		st, err := store.Open(ctx, *storeURL, conn.s3)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if reg, err = registry.Open(ctx, js, st, pc.Run, e.log); err != nil {
+			return err
+		}
+	}
+	promReg := metrics.NewRegistry()
+	if _, err := metrics.Serve(ctx, conn.metricsAddr, promReg, e.log); err != nil {
+		return err
+	}
+	p, err := producer.New(pc, js, reg, images, e.log, metrics.NewProducer(promReg, pc.ID))
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	err = p.Run(ctx)
+	e.log.Info("producer stopped", "next_batch", p.NextBatch(), "weights_version", p.Weights().Version)
+	if errors.Is(err, context.Canceled) || (err == nil && ctx.Err() != nil) {
+		return nil // a clean stop on SIGINT/SIGTERM
+	}
+	return err
+}
+
+// sanitizeID maps a string onto the run/producer id alphabet.
+func sanitizeID(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '-'
+		}
+	}
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	return string(b)
+}
