@@ -196,3 +196,89 @@ func (a *Adam) LoadState(f *safetensors.File, prefix string, steps int) error {
 	a.m, a.v, a.Steps = m, v, steps
 	return nil
 }
+
+// EMA keeps an exponential moving average of modules' learnable weights in
+// shadow modules of the same structure: after each optimizer step,
+// shadow = d*shadow + (1-d)*weights with d = min(Decay, (1+n)/(10+n)) at
+// the n-th update (a short warm-up, so that the average does not drag the
+// initial weights along). Buffers (BatchNorm's running statistics) are
+// copied. Averaging a GAN generator's weights removes the step-to-step
+// jitter that Adam's normalised steps give it when the discriminator's
+// gradients are small and noisy.
+type EMA struct {
+	Decay   float64
+	Updates int
+	src     []*Module
+	shadow  []*Module
+}
+
+// NewEMA averages src into shadow, which must have the same parameters (in
+// the same order, of the same shapes); shadow starts as a copy of src.
+func NewEMA(decay float64, src, shadow []*Module) (*EMA, error) {
+	if decay <= 0 || decay >= 1 {
+		return nil, fmt.Errorf("model: EMA decay %g outside (0, 1)", decay)
+	}
+	if len(src) != len(shadow) {
+		return nil, fmt.Errorf("model: EMA of %d modules into %d", len(src), len(shadow))
+	}
+	for i := range src {
+		a, b := src[i].Params(), shadow[i].Params()
+		if len(a) != len(b) {
+			return nil, fmt.Errorf("model: EMA: module %s has %d parameters, its shadow %d", src[i].Name, len(a), len(b))
+		}
+		for j := range a {
+			if a[j].Name != b[j].Name || !a[j].Value.Shape().Eq(b[j].Value.Shape()) {
+				return nil, fmt.Errorf("model: EMA: parameter %s %v against %s %v", a[j].Name, a[j].Value.Shape(), b[j].Name, b[j].Value.Shape())
+			}
+		}
+	}
+	e := &EMA{Decay: decay, src: src, shadow: shadow}
+	e.Copy()
+	return e, nil
+}
+
+// Copy sets the shadow to the current weights.
+func (e *EMA) Copy() {
+	for i, m := range e.src {
+		for j, p := range m.Params() {
+			copyData(e.shadow[i].Params()[j], p)
+		}
+	}
+}
+
+func copyData(dst, src *Param) {
+	switch d := dst.Value.Data().(type) {
+	case []float32:
+		copy(d, src.Value.Data().([]float32))
+	case []float64:
+		copy(d, src.Value.Data().([]float64))
+	}
+}
+
+// Update moves the shadow towards the current weights.
+func (e *EMA) Update() {
+	d := math.Min(e.Decay, float64(1+e.Updates)/float64(10+e.Updates))
+	e.Updates++
+	for i, m := range e.src {
+		for j, p := range m.Params() {
+			q := e.shadow[i].Params()[j]
+			if !p.Learnable {
+				copyData(q, p)
+				continue
+			}
+			switch s := q.Value.Data().(type) {
+			case []float32:
+				w := p.Value.Data().([]float32)
+				a, b := float32(d), float32(1-d)
+				for k := range s {
+					s[k] = a*s[k] + b*w[k]
+				}
+			case []float64:
+				w := p.Value.Data().([]float64)
+				for k := range s {
+					s[k] = d*s[k] + (1-d)*w[k]
+				}
+			}
+		}
+	}
+}

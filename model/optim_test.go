@@ -166,3 +166,49 @@ func TestWeightsRoundTripAndMismatch(t *testing.T) {
 		t.Fatalf("extra tensor error %v", err)
 	}
 }
+
+// TestEMAUpdate checks the moving average against the formula, the warm-up
+// decay, and that buffers are copied rather than averaged.
+func TestEMAUpdate(t *testing.T) {
+	cfg := PDMConfig{Scale: 2, Kernel: KernelConfig{Size: 3, NC: 2, NF: 3, NB: 1, Conv: 1, Init: "box"}, Noise: NoiseConfig{Mode: NoiseOff}}
+	src, err := NewPDM(cfg, tensor.Float64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	avg, err := NewPDM(cfg, tensor.Float64, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEMA(0.9, src.Modules(), avg.Modules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := src.Kernel.Params()[0]
+	a := avg.Kernel.Params()[0]
+	if a.Value.Data().([]float64)[0] != w.Value.Data().([]float64)[0] {
+		t.Fatal("the average does not start as a copy")
+	}
+	want := a.Value.Data().([]float64)[0]
+	for n := 0; n < 30; n++ {
+		w.Value.Data().([]float64)[0] += 1
+		d := math.Min(0.9, float64(1+n)/float64(10+n))
+		want = d*want + (1-d)*w.Value.Data().([]float64)[0]
+		e.Update()
+		if got := a.Value.Data().([]float64)[0]; math.Abs(got-want) > 1e-12 {
+			t.Fatalf("update %d: %g, want %g", n, got, want)
+		}
+	}
+	for i, p := range src.Kernel.Params() {
+		if !p.Learnable {
+			p.Value.Data().([]float64)[0] = 42
+			e.Update()
+			if avg.Kernel.Params()[i].Value.Data().([]float64)[0] != 42 {
+				t.Errorf("buffer %s was not copied", p.Name)
+			}
+			break
+		}
+	}
+	if _, err := NewEMA(1, src.Modules(), avg.Modules()); err == nil {
+		t.Error("decay 1 accepted")
+	}
+}

@@ -23,7 +23,11 @@ const (
 	LogFile        = "train_log.csv"
 )
 
-const metaStep = "pdmflow.step"
+const (
+	metaStep       = "pdmflow.step"
+	metaEMAUpdates = "pdmflow.ema.updates"
+	emaPrefix      = "ema."
+)
 
 // Save writes the checkpoint (all networks, BatchNorm statistics, optimizer
 // moments and step counts, the step) and the latest PDM and SR weights.
@@ -31,6 +35,14 @@ const metaStep = "pdmflow.step"
 func (t *Trainer) Save() error {
 	var extra []safetensors.Tensor
 	meta := map[string]string{metaStep: strconv.Itoa(t.step), metaPublished: strconv.Itoa(t.published)}
+	if t.ema != nil {
+		meta[metaEMAUpdates] = strconv.Itoa(t.ema.Updates)
+		for _, m := range t.PDMAvg.Modules() {
+			for _, p := range m.Params() {
+				extra = append(extra, safetensors.FromFloat32s(emaPrefix+p.Name, p.Value.Shape(), p.Float32Data()))
+			}
+		}
+	}
 	if t.cons != nil {
 		sm, st, err := streamState(t.cons.Snapshot())
 		if err != nil {
@@ -54,7 +66,7 @@ func (t *Trainer) Save() error {
 		return fmt.Errorf("trainer: checkpoint: %w", err)
 	}
 	if t.PDM != nil {
-		if err := model.SavePDM(filepath.Join(out, PDMFile), t.PDM); err != nil {
+		if err := model.SavePDM(filepath.Join(out, PDMFile), t.OutPDM()); err != nil {
 			return fmt.Errorf("trainer: %w", err)
 		}
 	}
@@ -118,6 +130,24 @@ func (t *Trainer) restore() error {
 		}
 		if err := o.LoadState(w.File, "optim."+name, steps); err != nil {
 			return fmt.Errorf("trainer: cannot resume: %w", err)
+		}
+	}
+	if t.ema != nil {
+		if t.ema.Updates, err = strconv.Atoi(w.File.Metadata[metaEMAUpdates]); err != nil {
+			return fmt.Errorf("trainer: %s: bad %s", path, metaEMAUpdates)
+		}
+		for _, m := range t.PDMAvg.Modules() {
+			for _, p := range m.Params() {
+				ts, ok := w.File.Get(emaPrefix + p.Name)
+				if !ok {
+					return fmt.Errorf("trainer: %s: no %s%s", path, emaPrefix, p.Name)
+				}
+				v, err := ts.Float32s()
+				if err != nil || len(v) != p.Value.Shape().TotalSize() {
+					return fmt.Errorf("trainer: %s: bad %s%s", path, emaPrefix, p.Name)
+				}
+				copy(p.Value.Data().([]float32), v)
+			}
 		}
 	}
 	if t.opt.Stream != nil {

@@ -49,6 +49,11 @@ type Config struct {
 	SR          model.SRConfig    `yaml:"sr" json:"sr"`
 	Loss        LossConfig        `yaml:"loss" json:"loss"`
 	Optim       model.OptimConfig `yaml:"optim" json:"optim"`
+	// PDMEMA, when in (0, 1), keeps an exponential moving average of the
+	// PDM's weights with this decay: the averaged PDM makes the SR
+	// network's pairs, is published to producers and is saved. 0 uses the
+	// raw weights (the official code).
+	PDMEMA float64 `yaml:"pdm_ema" json:"pdm_ema"`
 	// Intervals in steps (0 disables): progress lines, kernel/sample
 	// pictures, checkpoints.
 	LogEvery        int `yaml:"log_every" json:"log_every"`
@@ -116,6 +121,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Loss.Adv < 0 || c.Loss.NoiseReg < 0 || c.Loss.L1 <= 0 {
 		errs = append(errs, fmt.Errorf("loss weights %+v", c.Loss))
+	}
+	if c.PDMEMA < 0 || c.PDMEMA >= 1 {
+		errs = append(errs, fmt.Errorf("pdm_ema %g outside [0, 1)", c.PDMEMA))
 	}
 	if c.LogEvery < 0 || c.SampleEvery < 0 || c.CheckpointEvery < 0 {
 		errs = append(errs, errors.New("intervals must not be negative"))

@@ -209,7 +209,8 @@ func (t *Trainer) publish(ctx context.Context) {
 	if t.publishRetry && time.Now().Before(t.publishNext) {
 		return
 	}
-	b, err := model.EncodeWeights(model.KindPDM, t.PDM.Cfg, nil, nil, t.PDM.Modules()...)
+	out := t.OutPDM()
+	b, err := model.EncodeWeights(model.KindPDM, out.Cfg, nil, nil, out.Modules()...)
 	if err == nil {
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		var ptr registry.Pointer

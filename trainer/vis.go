@@ -102,7 +102,7 @@ func (t *Trainer) pictures() error {
 		return nil
 	}
 	c := t.cfg
-	k, err := SampleKernels(t.PDM, rand.New(rand.NewPCG(c.Seed, 0xcafe)), 64)
+	k, err := SampleKernels(t.OutPDM(), rand.New(rand.NewPCG(c.Seed, 0xcafe)), 64)
 	if err != nil {
 		return fmt.Errorf("trainer: sampling kernels: %w", err)
 	}
