@@ -45,7 +45,7 @@ type DegradeOptions struct {
 // degradations.json).
 type DegradeRecord struct {
 	Source   string  `json:"source"`
-	Output   string  `json:"output"`
+	Output   string  `json:"output"` // file name in the output directory
 	Index    int     `json:"index"`
 	Seed     uint64  `json:"seed"`
 	Stream   uint64  `json:"stream"`
@@ -112,7 +112,7 @@ func Degrade(ctx context.Context, o DegradeOptions) ([]DegradeRecord, error) {
 			if err := imageio.FromPlanarFloat(d.W, d.H, d.LR).Save(out); err != nil {
 				return recs, err
 			}
-			rec := DegradeRecord{Source: path, Output: out, Index: k, Seed: o.Seed, Stream: stream}
+			rec := DegradeRecord{Source: path, Output: filepath.Base(out), Index: k, Seed: o.Seed, Stream: stream}
 			if !p.Cfg.Kernel.Spatial {
 				st := model.MeasureKernel(d.Kernel, ks)
 				rec.Sigma, rec.Aniso = math.Sqrt(st.SigmaMajor*st.SigmaMinor), st.SigmaMajor/math.Max(st.SigmaMinor, 1e-9)

@@ -2,19 +2,26 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pdmflow/pdmflow/consumer"
+	"github.com/pdmflow/pdmflow/internal/broker"
 	"github.com/pdmflow/pdmflow/internal/imageio"
+	"github.com/pdmflow/pdmflow/internal/natsconn"
 	"github.com/pdmflow/pdmflow/internal/s3test"
 	"github.com/pdmflow/pdmflow/internal/safetensors"
 	"github.com/pdmflow/pdmflow/model"
@@ -297,4 +304,145 @@ func TestPipelineResumeLosesNothing(t *testing.T) {
 	if got := len(l.steps); got != cfg.Steps {
 		t.Errorf("trained %d distinct steps, want %d", got, cfg.Steps)
 	}
+}
+
+// The crash test runs the producers and the trainer in a child process
+// (this test binary, re-executed) against a broker in the parent, kills the
+// child with SIGKILL mid-run, restarts the pipeline from the checkpoint,
+// and checks the accounting across both runs.
+const crashChildEnv = "PDMFLOW_TEST_CRASH_CHILD"
+
+// TestPipelineCrashChild is the child's side; it does nothing in a normal
+// run.
+func TestPipelineCrashChild(t *testing.T) {
+	spec := os.Getenv(crashChildEnv)
+	if spec == "" {
+		t.Skip("helper of TestPipelineKilledTrainerLosesNothing; runs only in its child process")
+	}
+	var c struct{ URL, HR, LR, Out, Ledger string }
+	if err := json.Unmarshal([]byte(spec), &c); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(c.Ledger, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each line is one write(2): the kernel has it even if this process is
+	// killed right after.
+	emit := func(format string, a ...any) { f.WriteString(fmt.Sprintf(format, a...)) }
+	err = Pipeline(context.Background(), PipelineOptions{
+		Config: tinyConfig(1000), Run: "crash", HR: c.HR, LR: c.LR, Out: c.Out, Producers: 2,
+		NATS: natsconn.Config{URL: c.URL}, PublishEvery: 4, LagBudget: 3,
+		OnAck: func(b *schema.Batch, seq uint64) {
+			for _, p := range b.Pairs {
+				emit("ack %s %d\n", p.SampleID, seq)
+			}
+		},
+		OnTrained: func(step int, es []consumer.Entry) {
+			for _, e := range es {
+				emit("train %d %s\n", step, e.Pair.SampleID)
+			}
+		},
+	})
+	t.Fatalf("the child's pipeline returned (%v); it should have been killed", err)
+}
+
+func TestPipelineKilledTrainerLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: starts a child process")
+	}
+	ctx := context.Background()
+	b, err := broker.Start(ctx, broker.Options{Dir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Shutdown()
+	hr, lr := pipelineData(t)
+	out := t.TempDir()
+	ledgerFile := filepath.Join(t.TempDir(), "ledger")
+	spec, _ := json.Marshal(map[string]string{"URL": b.ClientURL(), "HR": hr, "LR": lr, "Out": out, "Ledger": ledgerFile})
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPipelineCrashChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashChildEnv+"="+string(spec))
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Kill it once it has checkpointed (every 5 steps) a few times.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if st, ok := checkpointStep(out); ok && st >= 15 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the child did not reach step 15 in time:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(150 * time.Millisecond) // let it run on past the checkpoint
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	l := newLedger()
+	data, err := os.ReadFile(ledgerFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var id string
+		var n uint64
+		switch {
+		case strings.HasPrefix(line, "ack "):
+			fmt.Sscanf(line, "ack %s %d", &id, &n)
+			l.onAck(&schema.Batch{Pairs: []schema.Pair{{SampleID: id, WeightsVersion: 1, WeightsSHA256: "x"}}}, n)
+		case strings.HasPrefix(line, "train "):
+			fmt.Sscanf(line, "train %d %s", &n, &id)
+			l.onTrained(int(n), []consumer.Entry{{Pair: schema.Pair{SampleID: id}}})
+		}
+	}
+	ck, ok := checkpointStep(out)
+	if !ok {
+		t.Fatal("no checkpoint after the kill")
+	}
+	// What the killed trainer did after its checkpoint is redone.
+	l.forgetAfter(ck)
+	t.Logf("killed after its checkpoint at step %d; %d samples acked, %d steps trained before it", ck, len(l.acked), len(l.steps))
+
+	cfg := tinyConfig(ck + 10)
+	err = Pipeline(ctx, PipelineOptions{
+		Config: cfg, Run: "crash", HR: hr, LR: lr, Out: out, Producers: 2,
+		NATS: natsconn.Config{URL: b.ClientURL()}, PublishEvery: 4, LagBudget: 3, Log: testLog(t),
+		OnAck: func(b *schema.Batch, seq uint64) {
+			for _, p := range b.Pairs {
+				l.onAck(&schema.Batch{Pairs: []schema.Pair{{SampleID: p.SampleID, WeightsVersion: 1, WeightsSHA256: "x"}}}, seq)
+			}
+		},
+		OnTrained: l.onTrained,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, pos := poolAtCheckpoint(t, out)
+	l.check(t, pool, pos)
+	if got := len(l.steps); got != cfg.Steps {
+		t.Errorf("%d distinct steps trained, want %d", got, cfg.Steps)
+	}
+}
+
+// checkpointStep reads the step of the checkpoint in out.
+func checkpointStep(out string) (int, bool) {
+	b, err := os.ReadFile(filepath.Join(out, trainer.CheckpointFile))
+	if err != nil {
+		return 0, false
+	}
+	f, err := safetensors.Decode(b)
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(f.Metadata["pdmflow.step"])
+	return n, err == nil
 }
