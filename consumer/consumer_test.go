@@ -7,34 +7,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/pdmflow/pdmflow/internal/broker"
 	"github.com/pdmflow/pdmflow/internal/metrics"
+	"github.com/pdmflow/pdmflow/internal/testutil"
 	"github.com/pdmflow/pdmflow/schema"
 )
 
 // jsServer starts an embedded JetStream server and the pair stream.
 func jsServer(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	ctx := context.Background()
-	b, err := broker.Start(ctx, broker.Options{Dir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Shutdown)
-	nc, err := nats.Connect(b.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := EnsureStream(ctx, js, StreamConfig{}); err != nil {
+	_, js := testutil.JetStream(t)
+	if _, err := EnsureStream(context.Background(), js, StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	return js
@@ -120,10 +105,10 @@ func TestConsumerDedupAndBadMessages(t *testing.T) {
 	if pos := c.Snapshot().Position; pos != 6 {
 		t.Errorf("position %d, want 6 (every message handled)", pos)
 	}
-	if v := testutil.ToFloat64(m.Duplicates); v != 1 {
+	if v := promtest.ToFloat64(m.Duplicates); v != 1 {
 		t.Errorf("duplicates %v, want 1", v)
 	}
-	if v := testutil.ToFloat64(m.BadMessages); v != 3 {
+	if v := promtest.ToFloat64(m.BadMessages); v != 3 {
 		t.Errorf("bad messages %v, want 3", v)
 	}
 	// Nothing is pending redelivery: the bad ones were terminated.

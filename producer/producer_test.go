@@ -13,17 +13,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"gorgonia.org/tensor"
 
 	"github.com/pdmflow/pdmflow/consumer"
-	"github.com/pdmflow/pdmflow/internal/broker"
 	"github.com/pdmflow/pdmflow/internal/dataset"
 	"github.com/pdmflow/pdmflow/internal/imageio"
 	"github.com/pdmflow/pdmflow/internal/metrics"
 	"github.com/pdmflow/pdmflow/internal/s3test"
+	"github.com/pdmflow/pdmflow/internal/testutil"
 	"github.com/pdmflow/pdmflow/model"
 	"github.com/pdmflow/pdmflow/registry"
 	"github.com/pdmflow/pdmflow/schema"
@@ -87,20 +86,7 @@ type env struct {
 func setup(t *testing.T) env {
 	t.Helper()
 	ctx := context.Background()
-	b, err := broker.Start(ctx, broker.Options{Dir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Shutdown)
-	nc, err := nats.Connect(b.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testutil.JetStream(t)
 	if _, err := consumer.EnsureStream(ctx, js, consumer.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +182,7 @@ func TestProducerHotReloadAndLastGoodWeights(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	waitFor(t, "batches with version 1", func() bool { return testutil.ToFloat64(m.Batches) >= 2 })
+	waitFor(t, "batches with version 1", func() bool { return promtest.ToFloat64(m.Batches) >= 2 })
 	if b := lastBatch(t, e.js); b.Pairs[0].WeightsVersion != 1 {
 		t.Fatalf("rows carry weights version %d, want 1", b.Pairs[0].WeightsVersion)
 	}
@@ -219,9 +205,9 @@ func TestProducerHotReloadAndLastGoodWeights(t *testing.T) {
 		t.Fatal(err)
 	}
 	putPointer(t, e, registry.Pointer{Run: "run1", Version: 3, SHA256: h3, Key: store.WeightsKey(h3), Step: 20, Time: time.Now()})
-	waitFor(t, "a failed reload", func() bool { return testutil.ToFloat64(m.ReloadFailures) >= 1 })
-	before := testutil.ToFloat64(m.Batches)
-	waitFor(t, "more batches", func() bool { return testutil.ToFloat64(m.Batches) >= before+3 })
+	waitFor(t, "a failed reload", func() bool { return promtest.ToFloat64(m.ReloadFailures) >= 1 })
+	before := promtest.ToFloat64(m.Batches)
+	waitFor(t, "more batches", func() bool { return promtest.ToFloat64(m.Batches) >= before+3 })
 	if v := lastBatch(t, e.js).Pairs[0].WeightsVersion; v != 2 {
 		t.Fatalf("after a bad object the rows carry version %d, want 2 (the last good)", v)
 	}
@@ -234,8 +220,8 @@ func TestProducerHotReloadAndLastGoodWeights(t *testing.T) {
 	}(); err == nil {
 		t.Fatal("S3 still answers after Stop")
 	}
-	before = testutil.ToFloat64(m.Batches)
-	waitFor(t, "batches while S3 is down", func() bool { return testutil.ToFloat64(m.Batches) >= before+3 })
+	before = promtest.ToFloat64(m.Batches)
+	waitFor(t, "batches while S3 is down", func() bool { return promtest.ToFloat64(m.Batches) >= before+3 })
 	if v := p.Weights().Version; v != 2 {
 		t.Fatalf("weights version %d while S3 is down, want 2", v)
 	}
@@ -268,7 +254,7 @@ func TestProducerBackpressure(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- p.Run(rctx) }()
-	waitFor(t, "a stall", func() bool { return testutil.ToFloat64(m.Stalls) >= 1 })
+	waitFor(t, "a stall", func() bool { return promtest.ToFloat64(m.Stalls) >= 1 })
 	time.Sleep(200 * time.Millisecond)
 	cancel()
 	<-done

@@ -48,18 +48,18 @@ type Trainer struct {
 	hr   *dataset.Dataset
 	real *dataset.Dataset
 
-	PDM  *model.PDM
+	PDM *model.PDM
 	// PDMAvg is the moving average of PDM's weights when the config asks
 	// for one (nil otherwise); see OutPDM.
 	PDMAvg *model.PDM
 	ema    *model.EMA
 	Disc   *model.Discriminator
-	SR   *model.EDSR
+	SR     *model.EDSR
 
 	optPDM, optD, optSR *model.Adam
 
 	gPDM, gD, gSR, gFake, gAvg *model.Graph
-	n                    nodes
+	n                          nodes
 
 	step int // steps completed
 

@@ -10,33 +10,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/pdmflow/pdmflow/internal/imageio"
+	"github.com/pdmflow/pdmflow/internal/testutil"
 	"github.com/pdmflow/pdmflow/model"
 )
-
-// writeImages writes n random smooth-ish RGB images of w x h into dir.
-func writeImages(t *testing.T, dir string, n, w, h int, seed uint64) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	r := rand.New(rand.NewPCG(seed, 1))
-	for i := 0; i < n; i++ {
-		pix := make([]float32, 3*w*h)
-		fx, fy := 0.05+0.3*r.Float64(), 0.05+0.3*r.Float64()
-		for c := 0; c < 3; c++ {
-			ph := r.Float64() * 6
-			for y := 0; y < h; y++ {
-				for x := 0; x < w; x++ {
-					pix[(c*h+y)*w+x] = float32(0.5 + 0.35*math.Sin(fx*float64(x)+fy*float64(y)+ph) + 0.1*r.Float64())
-				}
-			}
-		}
-		if err := imageio.FromPlanarFloat(w, h, pix).Save(filepath.Join(dir, string(rune('a'+i))+".png")); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // tinyConfig is a config small enough for unit tests.
 func tinyConfig() *Config {
@@ -54,8 +30,8 @@ func tinyConfig() *Config {
 func testData(t *testing.T) (hr, lr string) {
 	dir := t.TempDir()
 	hr, lr = filepath.Join(dir, "hr"), filepath.Join(dir, "lr")
-	writeImages(t, hr, 2, 40, 36, 1)
-	writeImages(t, lr, 3, 12, 10, 2)
+	testutil.WriteImages(t, hr, 2, 40, 36, 1)
+	testutil.WriteImages(t, lr, 3, 12, 10, 2)
 	return hr, lr
 }
 
@@ -174,12 +150,12 @@ func TestBadData(t *testing.T) {
 		t.Error("empty directory accepted")
 	}
 	tiny := filepath.Join(dir, "tiny")
-	writeImages(t, tiny, 2, 8, 8, 3)
+	testutil.WriteImages(t, tiny, 2, 8, 8, 3)
 	if _, err := New(cfg, Options{HRDir: tiny, LRDir: tiny, Out: filepath.Join(dir, "o")}); err == nil {
 		t.Error("images smaller than the crop accepted")
 	}
 	bad := filepath.Join(dir, "bad")
-	writeImages(t, bad, 1, 40, 40, 4)
+	testutil.WriteImages(t, bad, 1, 40, 40, 4)
 	os.WriteFile(filepath.Join(bad, "broken.png"), []byte("\x89PNG\r\n\x1a\nnot really"), 0o644)
 	if _, err := New(cfg, Options{HRDir: bad, LRDir: bad, Out: filepath.Join(dir, "o")}); err == nil {
 		t.Error("corrupt image accepted")

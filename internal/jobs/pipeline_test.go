@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"math"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,39 +18,16 @@ import (
 
 	"github.com/pdmflow/pdmflow/consumer"
 	"github.com/pdmflow/pdmflow/internal/broker"
-	"github.com/pdmflow/pdmflow/internal/imageio"
 	"github.com/pdmflow/pdmflow/internal/natsconn"
 	"github.com/pdmflow/pdmflow/internal/s3test"
 	"github.com/pdmflow/pdmflow/internal/safetensors"
+	"github.com/pdmflow/pdmflow/internal/testutil"
 	"github.com/pdmflow/pdmflow/model"
 	"github.com/pdmflow/pdmflow/producer"
 	"github.com/pdmflow/pdmflow/schema"
 	"github.com/pdmflow/pdmflow/store"
 	"github.com/pdmflow/pdmflow/trainer"
 )
-
-func writeImages(t *testing.T, dir string, n, w, h int, seed uint64) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	r := rand.New(rand.NewPCG(seed, 1))
-	for i := 0; i < n; i++ {
-		pix := make([]float32, 3*w*h)
-		fx, fy := 0.05+0.3*r.Float64(), 0.05+0.3*r.Float64()
-		for c := 0; c < 3; c++ {
-			ph := r.Float64() * 6
-			for y := 0; y < h; y++ {
-				for x := 0; x < w; x++ {
-					pix[(c*h+y)*w+x] = float32(0.5 + 0.35*math.Sin(fx*float64(x)+fy*float64(y)+ph) + 0.1*r.Float64())
-				}
-			}
-		}
-		if err := imageio.FromPlanarFloat(w, h, pix).Save(filepath.Join(dir, fmt.Sprintf("img%d.png", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 func tinyConfig(steps int) *trainer.Config {
 	c, _ := trainer.Preset("cpu-small")
@@ -197,8 +172,8 @@ func (l *ledger) check(t *testing.T, pool []string, position uint64) {
 func pipelineData(t *testing.T) (hr, lr string) {
 	dir := t.TempDir()
 	hr, lr = filepath.Join(dir, "hr"), filepath.Join(dir, "lr")
-	writeImages(t, hr, 3, 48, 40, 1)
-	writeImages(t, lr, 4, 16, 14, 2)
+	testutil.WriteImages(t, hr, 3, 48, 40, 1)
+	testutil.WriteImages(t, lr, 4, 16, 14, 2)
 	return hr, lr
 }
 
