@@ -71,3 +71,24 @@ func TestSamplerMatchesDegrade(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestGaussianInitAlignment: the Gaussian start is centred on the middle of
+// the scale x scale block, so that PDM's LR images line up with bicubic
+// (imresize) ones.
+func TestGaussianInitAlignment(t *testing.T) {
+	for _, scale := range []int{2, 3, 4} {
+		k := KernelConfig{Size: 21, Init: "gaussian", InitSigma: 1.5}
+		logits := initialKernelLogits(k, scale)
+		var sum, cu, cv float64
+		for i, l := range logits {
+			w := math.Exp(l)
+			sum += w
+			cu += w * float64(i/21)
+			cv += w * float64(i%21)
+		}
+		want := 10 + float64(scale-1)/2
+		if math.Abs(cu/sum-want) > 1e-6 || math.Abs(cv/sum-want) > 1e-6 {
+			t.Errorf("x%d: centroid (%.3f, %.3f), want (%.1f, %.1f)", scale, cu/sum, cv/sum, want, want)
+		}
+	}
+}

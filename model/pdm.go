@@ -49,7 +49,7 @@ func NewPDM(cfg PDMConfig, dt tensor.Dtype, seed uint64) (*PDM, error) {
 	// kernel, set by the bias (pdm-spec §2.1, "zero_init").
 	p.kTail = conv{
 		W:      p.Kernel.add("tail.weight", true, make([]float64, taps*k.NF), taps, k.NF, 1, 1),
-		B:      p.Kernel.add("tail.bias", true, initialKernelLogits(k), taps),
+		B:      p.Kernel.add("tail.bias", true, initialKernelLogits(k, cfg.Scale), taps),
 		Stride: 1,
 	}
 	n := cfg.Noise
@@ -80,15 +80,25 @@ func NewPDM(cfg PDMConfig, dt tensor.Dtype, seed uint64) (*PDM, error) {
 
 // initialKernelLogits returns the bias of the kernel network's last layer,
 // whose softmax is the initial kernel.
-func initialKernelLogits(k KernelConfig) []float64 {
+//
+// The Gaussian start is centred on the middle of the scale x scale block of
+// HR pixels that an LR pixel covers, (scale-1)/2 taps right of and below
+// the window's centre: blur + downsample samples at HR (s*i, s*j), the
+// block's top-left corner, so a kernel centred there gives LR images aligned
+// as MATLAB's imresize (and every SR benchmark's LR) are. Unpaired
+// adversarial training cannot see a global sub-pixel shift, so the start
+// decides it; the box start (the official code's) is centred on the
+// window and so keeps its (s-1)/2-pixel offset.
+func initialKernelLogits(k KernelConfig, scale int) []float64 {
 	taps := k.Size * k.Size
 	b := make([]float64, taps)
 	c := k.Size / 2
 	switch k.Init {
 	case "gaussian":
+		off := float64(scale-1) / 2
 		for u := 0; u < k.Size; u++ {
 			for v := 0; v < k.Size; v++ {
-				du, dv := float64(u-c), float64(v-c)
+				du, dv := float64(u-c)-off, float64(v-c)-off
 				b[u*k.Size+v] = -(du*du + dv*dv) / (2 * k.InitSigma * k.InitSigma)
 			}
 		}
