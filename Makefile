@@ -35,6 +35,7 @@ tools:
 # Speed and memory live here, never in unit tests.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./kernels/
+	$(BIN) bench
 
 lint:
 	@test -z "$$(gofmt -l .)" || (echo "gofmt needed:"; gofmt -l .; exit 1)

@@ -29,6 +29,7 @@ type Graph struct {
 	inputs  map[string]*G.Node
 	vm      G.VM
 	nInputs int
+	flops   int64 // forward convolution FLOPs added by Conv
 }
 
 // NewGraph starts an empty graph computing in dt (tensor.Float32 for
@@ -47,6 +48,12 @@ func NewGraph(dt tensor.Dtype) *Graph {
 
 // Dtype is the element type of the graph.
 func (g *Graph) Dtype() tensor.Dtype { return g.dt }
+
+// ConvFLOPs is the number of floating-point operations (2 x multiply-adds,
+// kernels.ConvShape.FLOPs) of the forward convolutions added to the graph
+// by Conv, the work of one Run's forward pass in convolutions; the
+// gradient convolutions of Backward are not counted.
+func (g *Graph) ConvFLOPs() int64 { return g.flops }
 
 // Err returns the first error met while building or running the graph.
 func (g *Graph) Err() error { return g.err }

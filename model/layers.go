@@ -60,10 +60,15 @@ func (g *Graph) Conv(x, w, b *G.Node, stride, pad int, act kernels.Act) *G.Node 
 			return gr, g.err
 		},
 	}
+	ins := G.Nodes{x, w}
 	if hasBias {
-		return g.apply(o, x, w, b)
+		ins = append(ins, b)
 	}
-	return g.apply(o, x, w)
+	y := g.apply(o, ins...)
+	if y != nil {
+		g.flops += s.FLOPs()
+	}
+	return y
 }
 
 func convOp(name string, s kernels.ConvShape, out tensor.Shape, f32 opFn[float32], f64 opFn[float64]) *kop {

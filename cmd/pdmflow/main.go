@@ -71,6 +71,7 @@ var commands = map[string]command{
 	"synth":   {"build the demo's data: synthetic real-LR set, HR set, validation pairs", cmdSynth},
 	"presets": {"list the built-in configs, or print one as YAML", cmdPresets},
 	"version": {"print the version", cmdVersion},
+	"bench":   {"measure workloads W1-W3 (pairs/s, GFLOP/s, peak RSS) against the PyTorch reference", cmdBench},
 }
 
 // errUsage marks errors in how the command was called (exit code 2).

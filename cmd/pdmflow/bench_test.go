@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"strings"
+	"testing"
+)
+
+// envBenchChild makes the test binary act as pdmflow: `pdmflow bench`
+// runs its workloads by executing itself (os.Executable), which in tests
+// is this binary.
+const envBenchChild = "PDMFLOW_TEST_AS_PDMFLOW"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envBenchChild) == "1" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func TestBenchQuickJSON(t *testing.T) {
+	t.Setenv(envBenchChild, "1")
+	var stdout, stderr lockedBuffer
+	code := run(t.Context(), []string{"bench", "--quick", "--iters", "1", "--no-torch", "--json", "--threads", "2"}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	t.Logf("stderr:\n%s", stderr.String())
+	var rep benchReport
+	dec := json.NewDecoder(strings.NewReader(stdout.String()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rep); err != nil {
+		t.Fatalf("invalid JSON: %v\n%s", err, stdout.String())
+	}
+	if len(rep.Workloads) != 3 || !rep.Quick || rep.Iters != 1 || rep.Batch != 2 || rep.Torch != nil || rep.TorchNote == "" {
+		t.Fatalf("report %+v", rep)
+	}
+	for i, want := range []string{"w1", "w2", "w3"} {
+		r := rep.Workloads[i]
+		if r.Result == nil || r.Workload != want {
+			t.Fatalf("workload %d is %+v, want %s", i, r.Result, want)
+		}
+		for what, v := range map[string]float64{"pairs/s": r.PairsPerSec, "peak RSS": r.PeakRSSMiB} {
+			if !(v > 0) || math.IsInf(v, 0) {
+				t.Errorf("%s: %s = %g", want, what, v)
+			}
+		}
+		if (want == "w3") != (r.GFLOPS == 0) || (want == "w3") != (r.Raw != nil) {
+			t.Errorf("%s: GFLOP/s %g, raw %+v", want, r.GFLOPS, r.Raw)
+		}
+		if r.GoOverTorch != 0 {
+			t.Errorf("%s: a ratio without the reference", want)
+		}
+	}
+}
+
+func TestBenchTable(t *testing.T) {
+	t.Setenv(envBenchChild, "1")
+	var stdout, stderr lockedBuffer
+	// The reference's Python is missing: the Go numbers come alone, with a
+	// plain message.
+	code := run(t.Context(), []string{"bench", "--quick", "--iters", "1", "--workloads", "w1", "--torch", "--python", "/nonexistent/python3", "--torch-script", "../../bench/pdm_ref.py"}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	t.Logf("stdout:\n%s", out)
+	for _, want := range []string{"QUICK shapes", "w1 producer", "b2 hr32", "PDM forward, batch 2, HR 32->8",
+		"PyTorch reference not available: install python3-torch (apt-get install -y python3-torch) to get ratios (/nonexistent/python3: "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in the output", want)
+		}
+	}
+	if strings.Contains(out, "w2 trainer") {
+		t.Error("w2 ran although --workloads w1")
+	}
+}
+
+func TestBenchUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "--workloads", "w4"},
+		{"bench", "--iters", "0"},
+		{"bench", "--batch", "1"},
+		{"bench", "--torch", "--no-torch"},
+	} {
+		var stdout, stderr lockedBuffer
+		if code := run(t.Context(), args, &stdout, &stderr); code != exitUsage {
+			t.Errorf("%q: exit %d, want %d\n%s", args, code, exitUsage, stderr.String())
+		}
+	}
+	var stdout, stderr lockedBuffer
+	if code := run(t.Context(), []string{"bench", "--help"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("--help: exit %d", code)
+	}
+	if help := stderr.String(); !strings.Contains(help, "-workloads") || strings.Contains(help, "-child") {
+		t.Errorf("--help shows the hidden flag or not the others:\n%s", help)
+	}
+}

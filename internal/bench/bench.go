@@ -1,0 +1,202 @@
+// Package bench measures pdmflow's performance workloads (docs/design.md,
+// "Performance workloads") in the shapes of the PyTorch reference
+// bench/pdm_ref.py:
+//
+//   - W1 producer: the PDM forward pass of model.Sampler on a batch of HR
+//     crops, as a producer runs it.
+//   - W2 trainer: one joint training step of package trainer (PDM
+//     generator, PatchGAN and EDSR steps with Adam).
+//   - W3 pipeline: one producer delivering pairs through JetStream (an
+//     embedded broker with file storage) into the consumer's decoded
+//     batches, against JetStream alone moving the same bytes.
+//
+// Each workload is timed as pdm_ref.py's timeit does: warm-up runs, then
+// the median of the timed runs. Convolution FLOPs are counted by
+// model.Graph.ConvFLOPs (2 x multiply-adds of the forward convolutions); a
+// training step counts 3x its forward convolutions (forward, dX and dW),
+// the convention of the engine notes. `pdmflow bench` runs each workload
+// in a child process of its own so that its peak RSS is its own.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"time"
+)
+
+// Workloads names the workloads in order.
+var Workloads = []string{"w1", "w2", "w3"}
+
+// Title is a workload's role: "producer", "trainer" or "pipeline".
+func Title(workload string) string {
+	switch workload {
+	case "w1":
+		return "producer"
+	case "w2":
+		return "trainer"
+	case "w3":
+		return "pipeline"
+	}
+	return ""
+}
+
+// Options say how to time a workload.
+type Options struct {
+	Iters    int       // timed runs (at least 1)
+	Warmup   int       // untimed runs before them (pdm_ref.py: 2)
+	Progress io.Writer // a line per run (nil: none)
+}
+
+// Result is one workload's measurement.
+type Result struct {
+	Workload     string    `json:"workload"` // w1, w2 or w3
+	Title        string    `json:"title"`    // producer, trainer or pipeline
+	Shapes       string    `json:"shapes"`   // Shapes.Describe
+	Short        string    `json:"shapes_short"`
+	Quick        bool      `json:"quick"`
+	Iters        int       `json:"iters"`
+	Warmup       int       `json:"warmup"`
+	PairsPerIter int       `json:"pairs_per_iter"`
+	Times        []float64 `json:"times_s"`  // seconds of each timed run
+	Seconds      float64   `json:"median_s"` // their median (the upper one for an even count, as pdm_ref.py)
+	PairsPerSec  float64   `json:"pairs_per_s"`
+	// ConvGFLOP is the convolution work of one run (W1: the forward pass;
+	// W2: 3x the forward convolutions of the step); 0 for W3.
+	ConvGFLOP float64 `json:"conv_gflop_per_iter,omitempty"`
+	GFLOPS    float64 `json:"gflop_per_s,omitempty"`
+	// Raw is W3's reference: JetStream alone moving the same messages.
+	Raw *Raw `json:"raw,omitempty"`
+	// PeakRSSMiB is the peak resident set of the process that ran the
+	// workload, filled in by whoever ran it in a child process.
+	PeakRSSMiB float64 `json:"peak_rss_mib,omitempty"`
+}
+
+// Raw is W3's JetStream-only measurement: the same encoded messages
+// published with PublishAsync and consumed (and acked) by a pull consumer,
+// not decoded.
+type Raw struct {
+	Times        []float64 `json:"times_s"`
+	Seconds      float64   `json:"median_s"`
+	PairsPerSec  float64   `json:"pairs_per_s"`
+	MiBPerSec    float64   `json:"mib_per_s"`
+	Messages     int       `json:"messages_per_iter"`
+	MessageBytes int       `json:"message_bytes"` // mean encoded size
+	// Ratio is the pipeline's pairs/s over JetStream's alone.
+	Ratio float64 `json:"pipeline_over_raw"`
+}
+
+// phase is one timed part of a workload; fn returns the time of the
+// measured part of run iter.
+type phase struct {
+	name string
+	fn   func(ctx context.Context, iter int) (time.Duration, error)
+}
+
+// workload is a prepared workload: its timed phases (the first is the
+// workload's own; W3 adds JetStream alone), the pairs and the convolution
+// FLOPs of one run, and how to release it.
+type workload struct {
+	phases   []phase
+	pairs    int
+	flops    int64
+	msgBytes func() int // W3: mean message size
+	close    func()
+}
+
+// timed wraps a step whose whole run is measured.
+func timed(step func(ctx context.Context) error) func(context.Context, int) (time.Duration, error) {
+	return func(ctx context.Context, _ int) (time.Duration, error) {
+		t0 := time.Now()
+		err := step(ctx)
+		return time.Since(t0), err
+	}
+}
+
+func prepare(ctx context.Context, name string, s Shapes) (*workload, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	switch name {
+	case "w1":
+		return newW1(s)
+	case "w2":
+		return newW2(s)
+	case "w3":
+		return newW3(ctx, s)
+	}
+	return nil, fmt.Errorf("bench: unknown workload %q (%v)", name, Workloads)
+}
+
+// Run prepares workload name (w1, w2 or w3) at shapes s and times it.
+func Run(ctx context.Context, name string, s Shapes, o Options) (*Result, error) {
+	if o.Iters < 1 || o.Warmup < 0 {
+		return nil, fmt.Errorf("bench: %d runs after %d warm-up runs", o.Iters, o.Warmup)
+	}
+	progress := o.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	t0 := time.Now()
+	w, err := prepare(ctx, name, s)
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	fmt.Fprintf(progress, "%s: %s\n%s: prepared in %.1f s\n", name, s.Describe(name), name, time.Since(t0).Seconds())
+	times := make([][]float64, len(w.phases))
+	for i := 0; i < o.Warmup+o.Iters; i++ {
+		label := fmt.Sprintf("run %d/%d", i-o.Warmup+1, o.Iters)
+		if i < o.Warmup {
+			label = fmt.Sprintf("warm-up %d/%d", i+1, o.Warmup)
+		}
+		line := fmt.Sprintf("%s: %s:", name, label)
+		for p, ph := range w.phases {
+			d, err := ph.fn(ctx, i)
+			if err != nil {
+				return nil, fmt.Errorf("bench: %s %s, %s: %w", name, ph.name, label, err)
+			}
+			if i >= o.Warmup {
+				times[p] = append(times[p], d.Seconds())
+			}
+			line += fmt.Sprintf(" %s %.4g s (%.1f pairs/s)", ph.name, d.Seconds(), float64(w.pairs)/d.Seconds())
+		}
+		fmt.Fprintln(progress, line)
+	}
+	r := &Result{
+		Workload: name, Title: Title(name), Shapes: s.Describe(name), Short: s.Short(name), Quick: s.Quick,
+		Iters: o.Iters, Warmup: o.Warmup, PairsPerIter: w.pairs,
+		Times: times[0], Seconds: median(times[0]),
+	}
+	r.PairsPerSec = float64(w.pairs) / r.Seconds
+	if w.flops > 0 {
+		r.ConvGFLOP = float64(w.flops) / 1e9
+		r.GFLOPS = r.ConvGFLOP / r.Seconds
+	}
+	if len(w.phases) > 1 {
+		raw := &Raw{Times: times[1], Seconds: median(times[1]), Messages: s.Messages, MessageBytes: w.msgBytes()}
+		raw.PairsPerSec = float64(w.pairs) / raw.Seconds
+		raw.MiBPerSec = float64(raw.Messages*raw.MessageBytes) / (1 << 20) / raw.Seconds
+		raw.Ratio = r.PairsPerSec / raw.PairsPerSec
+		r.Raw = raw
+	}
+	for _, v := range []float64{r.Seconds, r.PairsPerSec} {
+		if !(v > 0) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("bench: %s: timing %g is not a positive finite number", name, v)
+		}
+	}
+	return r, nil
+}
+
+// median is the middle of the sorted values, the upper one of an even
+// count (pdm_ref.py's ts[len(ts)//2]).
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

@@ -1,0 +1,185 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"gorgonia.org/tensor"
+
+	"github.com/pdmflow/pdmflow/kernels"
+	"github.com/pdmflow/pdmflow/model"
+)
+
+// conv is the hand count of one convolution's FLOPs: 2 * N * K * C * KH *
+// KW * OH * OW, square filters and outputs.
+func conv(n, c, k, kh, oh int) int64 {
+	return 2 * int64(n) * int64(k) * int64(c) * int64(kh*kh) * int64(oh*oh)
+}
+
+// wantW1 counts the PDM forward pass's convolutions by hand: the kernel
+// network's 1x1 convs on z_k (1x1 maps), the noise network's on the LR
+// grid.
+func wantW1(s Shapes) int64 {
+	b, l := s.Batch, s.LR()
+	kn := conv(b, s.KernelNC, s.KernelNF, 1, 1) + int64(2*s.KernelNB)*conv(b, s.KernelNF, s.KernelNF, 1, 1) +
+		conv(b, s.KernelNF, s.KernelSize*s.KernelSize, 1, 1)
+	nn := conv(b, 3+s.NoiseNC, s.NoiseNF, s.NoiseConv, l) + int64(2*s.NoiseNB)*conv(b, s.NoiseNF, s.NoiseNF, s.NoiseConv, l) +
+		conv(b, s.NoiseNF, 3, 1, l)
+	return kn + nn
+}
+
+// wantD counts one PatchGAN pass on a batch of LR images.
+func wantD(s Shapes) int64 {
+	b, l, f, st := s.Batch, s.LR(), s.DiscNF, s.DiscStride
+	return conv(b, 3, f, 3, l) + conv(b, f, 2*f, 3, l/st) + conv(b, 2*f, 4*f, 3, l/st/st) +
+		conv(b, 4*f, 8*f, 3, l/st/st) + conv(b, 8*f, s.DiscOut, 3, l/st/st)
+}
+
+// wantEDSR counts EDSR-baseline x4 with the pixel-shuffle upsampler.
+func wantEDSR(s Shapes) int64 {
+	b, l, f := s.Batch, s.LR(), s.SRNF
+	return conv(b, 3, f, 3, l) + int64(2*s.SRNB+1)*conv(b, f, f, 3, l) +
+		conv(b, f, 4*f, 3, l) + conv(b, f, 4*f, 3, 2*l) + conv(b, f, 3, 3, 4*l)
+}
+
+// wantW2 is 3x the forward convolutions of the joint step: the generator
+// step (PDM, then D on the fake), the D step (D on real and on fake) and
+// the SR step.
+func wantW2(s Shapes) int64 { return 3 * (wantW1(s) + 3*wantD(s) + wantEDSR(s)) }
+
+func TestConvFLOPsHandCount(t *testing.T) {
+	g := model.NewGraph(tensor.Float32)
+	defer g.Close()
+	x := g.Input("x", 2, 3, 8, 8)
+	h := g.Conv(x, g.Input("w1", 4, 3, 3, 3), nil, 1, 1, kernels.Act{})              // 2x4x8x8
+	y := g.Conv(h, g.Input("w2", 5, 4, 3, 3), g.Input("b2", 5), 2, 1, kernels.Act{}) // 2x5x4x4
+	if err := g.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := y.Shape(); !got.Eq(tensor.Shape{2, 5, 4, 4}) {
+		t.Fatalf("output shape %v", got)
+	}
+	want := int64(2*2*4*3*3*3*8*8) + int64(2*2*5*4*3*3*4*4) // 27648 + 11520
+	if got := g.ConvFLOPs(); got != want || want != 39168 {
+		t.Fatalf("ConvFLOPs = %d, hand count %d", got, want)
+	}
+}
+
+func TestFullSizeFLOPs(t *testing.T) {
+	s := Full(32)
+	p, err := model.NewPDM(s.PDMConfig(), tensor.Float32, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pdmForwardFLOPs(p, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := wantW1(s); got != want {
+		t.Fatalf("W1: counted %d FLOPs, hand count %d", got, want)
+	}
+	t.Logf("W1 forward: %.3f GFLOP per batch of %d; W2 step: %.3f GFLOP (3x forward)", float64(got)/1e9, s.Batch, float64(wantW2(s))/1e9)
+	if testing.Short() {
+		return
+	}
+	w, err := newW2(s) // builds the full-size graphs; nothing runs
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	if want := wantW2(s); w.flops != want {
+		t.Fatalf("W2: counted %d FLOPs, hand count %d", w.flops, want)
+	}
+}
+
+// TestWorkloadsQuick runs every workload once in the quick shapes.
+func TestWorkloadsQuick(t *testing.T) {
+	s := Quick()
+	for _, name := range Workloads {
+		t.Run(name, func(t *testing.T) {
+			t0 := time.Now()
+			r, err := Run(t.Context(), name, s, Options{Iters: 1, Warmup: 0, Progress: testWriter{t}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %.3f s, %.1f pairs/s, %.3f GFLOP/s (%.1f s in all)", name, r.Seconds, r.PairsPerSec, r.GFLOPS, time.Since(t0).Seconds())
+			positive := func(what string, v float64) {
+				t.Helper()
+				if !(v > 0) || math.IsInf(v, 0) {
+					t.Errorf("%s = %g, want a positive finite number", what, v)
+				}
+			}
+			positive("seconds", r.Seconds)
+			positive("pairs/s", r.PairsPerSec)
+			if r.Workload != name || r.PairsPerIter <= 0 || len(r.Times) != 1 || !r.Quick {
+				t.Errorf("result %+v", r)
+			}
+			switch name {
+			case "w1", "w2":
+				positive("GFLOP/s", r.GFLOPS)
+				want := wantW1(s)
+				if name == "w2" {
+					want = wantW2(s)
+				}
+				if got := int64(math.Round(r.ConvGFLOP * 1e9)); got != want {
+					t.Errorf("conv FLOPs %d, hand count %d", got, want)
+				}
+			case "w3":
+				if r.Raw == nil {
+					t.Fatal("no raw JetStream measurement")
+				}
+				positive("raw pairs/s", r.Raw.PairsPerSec)
+				positive("pipeline/raw", r.Raw.Ratio)
+				if r.Raw.Messages != s.Messages || r.Raw.MessageBytes <= 0 || r.PairsPerIter != s.Messages*s.MsgPairs {
+					t.Errorf("raw %+v, pairs per run %d", r.Raw, r.PairsPerIter)
+				}
+			}
+		})
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 3}} {
+		if got := median(c.in); got != c.want {
+			t.Errorf("median(%v) = %g, want %g", c.in, got, c.want)
+		}
+	}
+}
+
+func TestParseTorch(t *testing.T) {
+	out := "torch 1.13.1 threads=2 batch=32 sr=EDSR(nf=64,nb=16)\n" +
+		"W1 producer forward: 299.1 ms/batch = 107.0 pairs/s\n" +
+		"W2 joint train step: 4000.0 ms/step = 8.00 pairs/s\n"
+	tr, err := ParseTorch(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.W1PairsPerSec != 107 || tr.W1MsPerBatch != 299.1 || tr.W2PairsPerSec != 8 || tr.W2MsPerStep != 4000 ||
+		tr.Header != "torch 1.13.1 threads=2 batch=32 sr=EDSR(nf=64,nb=16)" {
+		t.Fatalf("parsed %+v", tr)
+	}
+	if _, err := ParseTorch("torch 1.13.1\nW1 producer forward: 1 ms/batch = 2 pairs/s\n"); err == nil {
+		t.Fatal("no error without the W2 line")
+	}
+}
+
+func TestCheckTorchMissingPython(t *testing.T) {
+	_, err := CheckTorch(context.Background(), "/nonexistent/python3")
+	if err == nil || !errors.Is(err, ErrNoTorch) {
+		t.Fatalf("err = %v, want ErrNoTorch", err)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}

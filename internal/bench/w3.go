@@ -1,0 +1,305 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pdmflow/pdmflow/consumer"
+	"github.com/pdmflow/pdmflow/internal/broker"
+	"github.com/pdmflow/pdmflow/internal/dataset"
+	"github.com/pdmflow/pdmflow/internal/natsconn"
+	"github.com/pdmflow/pdmflow/producer"
+)
+
+// W3's streams on the embedded broker. Both use consumer.EnsureStream's
+// settings (file storage, limits retention); each run purges its messages.
+const (
+	w3Run        = "bench"
+	w3Stream     = "BENCH_PAIRS"
+	w3Subject    = "bench.pairs"
+	w3RawStream  = "BENCH_RAW"
+	w3RawSubject = "bench.raw"
+	w3StreamMax  = 1 << 30
+	// w3Timeout bounds one run, so that a stuck stream fails the benchmark
+	// instead of hanging it.
+	w3Timeout = 5 * time.Minute
+)
+
+// w3 is the pipeline workload: an embedded JetStream server with file
+// storage in a temporary directory, one connection, random HR images in
+// memory, and the encoded messages of the first pipeline run, which the
+// raw runs publish again.
+type w3 struct {
+	s      Shapes
+	dir    string
+	b      *broker.Broker
+	nc     *nats.Conn
+	js     jetstream.JetStream // the producer's and the consumer's
+	rawJS  jetstream.JetStream // raw runs' (their own async publish state)
+	pairs  jetstream.Stream
+	raw    jetstream.Stream
+	images *dataset.Dataset
+	ppm    int      // pairs per message
+	msgs   [][]byte // the first pipeline run's messages
+	seq    int      // runs so far, for unique subjects and durable names
+}
+
+func newW3(ctx context.Context, s Shapes) (_ *workload, err error) {
+	w := &w3{s: s, ppm: s.pairsPerMessage()}
+	if w.dir, err = os.MkdirTemp("", "pdmflow-bench-w3-"); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			w.close()
+		}
+	}()
+	if w.b, err = broker.Start(ctx, broker.Options{Dir: filepath.Join(w.dir, "jetstream"), Port: -1}); err != nil {
+		return nil, err
+	}
+	if w.nc, err = (natsconn.Config{URL: w.b.ClientURL(), Name: "pdmflow-bench"}).Connect(ctx, nil); err != nil {
+		return nil, err
+	}
+	if w.js, err = jetstream.New(w.nc); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	if w.rawJS, err = jetstream.New(w.nc); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	if w.pairs, err = consumer.EnsureStream(ctx, w.js, consumer.StreamConfig{Name: w3Stream, Subject: w3Subject, MaxBytes: w3StreamMax}); err != nil {
+		return nil, err
+	}
+	if w.raw, err = consumer.EnsureStream(ctx, w.js, consumer.StreamConfig{Name: w3RawStream, Subject: w3RawSubject, MaxBytes: w3StreamMax}); err != nil {
+		return nil, err
+	}
+	r := rand.New(rand.NewPCG(3, 3))
+	side := 2 * s.HR
+	w.images = &dataset.Dataset{Dir: "memory"}
+	for i := 0; i < 4; i++ {
+		pix := make([]float32, 3*side*side)
+		for j := range pix {
+			pix[j] = float32(r.IntN(256)) / 255
+		}
+		w.images.Items = append(w.images.Items, dataset.Item{Path: fmt.Sprintf("bench%d.png", i), W: side, H: side, Pix: pix})
+	}
+	return &workload{
+		phases:   []phase{{"pipeline", w.pipeline}, {"raw", w.rawRun}},
+		pairs:    s.Messages * w.ppm,
+		msgBytes: w.meanMsgBytes,
+		close:    w.close,
+	}, nil
+}
+
+func (w *w3) close() {
+	if w.nc != nil {
+		w.nc.Close()
+	}
+	if w.b != nil {
+		w.b.Shutdown()
+	}
+	os.RemoveAll(w.dir)
+}
+
+func (w *w3) meanMsgBytes() int {
+	if len(w.msgs) == 0 {
+		return 0
+	}
+	n := 0
+	for _, m := range w.msgs {
+		n += len(m)
+	}
+	return n / len(w.msgs)
+}
+
+// poolPairs is the consumer's shuffle pool, sized as jobs.Pipeline sizes
+// the trainer's.
+func (w *w3) poolPairs() int { return max(4*w.s.Batch, 2*w.ppm) }
+
+// pipeline is one run of the pipeline: a producer (bicubic degradation,
+// Messages batches of ppm pairs, asynchronous publishing with its
+// in-flight bound and lag checks) and a consumer (fetch, decode, validate,
+// dedup, shuffle pool) from which batches of Batch pairs are taken until
+// every pair has arrived. The time runs from the producer's start to the
+// last Take; creating the consumer before and purging the stream after are
+// not timed.
+func (w *w3) pipeline(ctx context.Context, _ int) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, w3Timeout)
+	defer cancel()
+	w.seq++
+	id := fmt.Sprintf("p%d", w.seq)
+	subject := producer.SubjectFor(w3Subject, w3Run, id)
+	durable := "bench-" + id
+	cons, err := consumer.New(ctx, w.js, consumer.Config{Stream: w3Stream, Durable: durable, Subject: subject, PoolPairs: w.poolPairs()}, consumer.State{}, nil, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer w.js.DeleteConsumer(context.WithoutCancel(ctx), w3Stream, durable)
+	prod, err := producer.New(producer.Config{
+		Run: w3Run, ID: id, Seed: 1, Stream: w3Stream, Subject: w3Subject, Consumer: durable,
+		Degradation: producer.DegradeBicubic, HRSize: w.s.HR, Scale: w.s.Scale,
+		BatchPairs: w.ppm, MaxBatches: w.s.Messages,
+	}, w.js, nil, w.images, nil, nil)
+	if err != nil {
+		return 0, err
+	}
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = cons.Run(runCtx) // returns when runCtx ends
+	}()
+	prodDone := make(chan error, 1)
+	t0 := time.Now()
+	go func() {
+		err := prod.Run(runCtx)
+		if err != nil {
+			stop(fmt.Errorf("producer: %w", err))
+		}
+		prodDone <- err
+	}()
+	total := w.s.Messages * w.ppm
+	r := rand.New(rand.NewPCG(uint64(w.seq), 4))
+	for got := 0; got < total; {
+		es, _, err := cons.Take(runCtx, min(w.s.Batch, total-got), r)
+		if err != nil {
+			if cause := context.Cause(runCtx); cause != nil {
+				err = cause
+			}
+			stop(err)
+			wg.Wait()
+			return 0, fmt.Errorf("after %d of %d pairs: %w", got, total, err)
+		}
+		got += len(es)
+	}
+	d := time.Since(t0)
+	perr := <-prodDone // every batch was taken, so every batch was acked
+	stop(nil)
+	// Deleting the consumer ends its pending fetch at once.
+	_ = w.js.DeleteConsumer(ctx, w3Stream, durable)
+	wg.Wait()
+	if perr != nil {
+		return 0, perr
+	}
+	if w.msgs == nil {
+		if w.msgs, err = storedMessages(ctx, w.pairs); err != nil {
+			return 0, err
+		}
+		if len(w.msgs) != w.s.Messages {
+			return 0, fmt.Errorf("bench: the stream holds %d messages, want %d", len(w.msgs), w.s.Messages)
+		}
+	}
+	if err := w.pairs.Purge(ctx); err != nil {
+		return 0, fmt.Errorf("bench: purge: %w", err)
+	}
+	return d, nil
+}
+
+// storedMessages reads every message of st.
+func storedMessages(ctx context.Context, st jetstream.Stream) ([][]byte, error) {
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	var out [][]byte
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			return nil, fmt.Errorf("bench: message %d: %w", seq, err)
+		}
+		out = append(out, m.Data)
+	}
+	return out, nil
+}
+
+// rawRun is JetStream alone: the first pipeline run's messages published
+// with PublishAsync into a stream of the same settings and consumed by a
+// pull consumer with the trainer consumer's settings and fetch size, each
+// message acked and not decoded. The time runs from the first publish to
+// the last message received with every publish acked.
+func (w *w3) rawRun(ctx context.Context, iter int) (time.Duration, error) {
+	if w.msgs == nil {
+		if _, err := w.pipeline(ctx, iter); err != nil {
+			return 0, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, w3Timeout)
+	defer cancel()
+	w.seq++
+	subject := fmt.Sprintf("%s.%d", w3RawSubject, w.seq)
+	durable := fmt.Sprintf("raw-%d", w.seq)
+	c, err := w.rawJS.CreateConsumer(ctx, w3RawStream, jetstream.ConsumerConfig{
+		Durable: durable, FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: 2 * time.Minute, MaxDeliver: 10, MaxAckPending: 64, DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bench: raw consumer: %w", err)
+	}
+	defer w.rawJS.DeleteConsumer(context.WithoutCancel(ctx), w3RawStream, durable)
+	fetch := max(1, w.poolPairs()/w.ppm)
+	n := len(w.msgs)
+	got := make(chan error, 1)
+	t0 := time.Now()
+	go func() {
+		received := 0
+		for received < n {
+			if err := ctx.Err(); err != nil {
+				got <- err
+				return
+			}
+			batch, err := c.Fetch(min(fetch, n-received), jetstream.FetchMaxWait(time.Second))
+			if err != nil {
+				got <- err
+				return
+			}
+			for msg := range batch.Messages() {
+				_ = msg.Data()
+				if err := msg.Ack(); err != nil {
+					got <- err
+					return
+				}
+				received++
+			}
+			if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+				got <- err
+				return
+			}
+		}
+		got <- nil
+	}()
+	futs := make([]jetstream.PubAckFuture, 0, n)
+	for _, m := range w.msgs {
+		f, err := w.rawJS.PublishAsync(subject, m)
+		if err != nil {
+			return 0, fmt.Errorf("bench: raw publish: %w", err)
+		}
+		futs = append(futs, f)
+	}
+	for _, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return 0, fmt.Errorf("bench: raw publish: %w", err)
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	if err := <-got; err != nil {
+		return 0, fmt.Errorf("bench: raw consume: %w", err)
+	}
+	d := time.Since(t0)
+	if err := w.raw.Purge(ctx); err != nil {
+		return 0, fmt.Errorf("bench: purge: %w", err)
+	}
+	return d, nil
+}
