@@ -151,3 +151,42 @@ func Quantize8[T Float](y, x []T) {
 		y[i] = T(math.RoundToEven(f*255) / 255)
 	}
 }
+
+// CentroidPenalty returns the mean over the n kernels k (each ks x ks,
+// row-major, summing to 1) of the squared distance between the kernel's
+// centroid sum_uv k[u,v]*(u,v) and (c0, c0), in taps. It pins the sub-pixel
+// phase of learned kernels, which unpaired adversarial training cannot see.
+func CentroidPenalty[T Float](n, ks int, c0 float64, k []T) float64 {
+	sameLen("CentroidPenalty", len(k), n*ks*ks)
+	var s float64
+	for i := 0; i < n; i++ {
+		cu, cv := centroid(ks, k[i*ks*ks:(i+1)*ks*ks])
+		s += (cu-c0)*(cu-c0) + (cv-c0)*(cv-c0)
+	}
+	return s / float64(n)
+}
+
+func centroid[T Float](ks int, k []T) (cu, cv float64) {
+	for u := 0; u < ks; u++ {
+		for v := 0; v < ks; v++ {
+			w := float64(k[u*ks+v])
+			cu += w * float64(u)
+			cv += w * float64(v)
+		}
+	}
+	return cu, cv
+}
+
+// CentroidPenaltyBackward writes dk = g * d CentroidPenalty / dk.
+func CentroidPenaltyBackward[T Float](n, ks int, c0, g float64, dk, k []T) {
+	sameLen("CentroidPenaltyBackward", len(dk), len(k), n*ks*ks)
+	for i := 0; i < n; i++ {
+		cu, cv := centroid(ks, k[i*ks*ks:(i+1)*ks*ks])
+		a, b := 2*g*(cu-c0)/float64(n), 2*g*(cv-c0)/float64(n)
+		for u := 0; u < ks; u++ {
+			for v := 0; v < ks; v++ {
+				dk[i*ks*ks+u*ks+v] = T(a*float64(u) + b*float64(v))
+			}
+		}
+	}
+}

@@ -68,3 +68,30 @@ func TestLSGANAgainstTorch(t *testing.T) {
 		t.Fatalf("g %v (torch %v), d %v (torch %v)", g, v.LSGAN.G, d, v.LSGAN.D)
 	}
 }
+
+func TestCentroidPenalty(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 9))
+	const n, ks = 3, 5
+	k := make([]float64, n*ks*ks)
+	for i := 0; i < n; i++ {
+		var s float64
+		for j := 0; j < ks*ks; j++ {
+			k[i*ks*ks+j] = r.Float64()
+			s += k[i*ks*ks+j]
+		}
+		for j := 0; j < ks*ks; j++ {
+			k[i*ks*ks+j] /= s
+		}
+	}
+	// A delta at (1, 3) has centroid (1, 3): penalty (1-2.5)^2 + (3-2.5)^2.
+	delta := make([]float64, ks*ks)
+	delta[1*ks+3] = 1
+	if got := CentroidPenalty(1, ks, 2.5, delta); math.Abs(got-2.5) > 1e-12 {
+		t.Errorf("delta: %g, want 2.5", got)
+	}
+	dk := make([]float64, len(k))
+	CentroidPenaltyBackward(n, ks, 2.5, 0.7, dk, k)
+	if _, err := gradcheck.Check(func() float64 { return 0.7 * CentroidPenalty(n, ks, 2.5, k) }, []gradcheck.Param{{Name: "k", Value: k, Grad: dk}}, gradcheck.Options{}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -634,3 +634,35 @@ func (g *Graph) Sum(xs ...*G.Node) *G.Node {
 		},
 	}, xs...)
 }
+
+// KernelCentroid is the scalar weight * kernels.CentroidPenalty of the
+// kernels k (N x ks*ks) around tap c0.
+func (g *Graph) KernelCentroid(k *G.Node, ks int, c0, weight float64) *G.Node {
+	if g.err != nil || k == nil {
+		return nil
+	}
+	s := k.Shape()
+	if s.Dims() != 2 || s[1] != ks*ks {
+		g.fail(fmt.Errorf("model: kernel centroid of shape %v, want N x %d", s, ks*ks))
+		return nil
+	}
+	n := s[0]
+	return g.apply(&kop{
+		name:     fmt.Sprintf("centroid(%d,%g,%g)", ks, c0, weight),
+		outShape: tensor.ScalarShape(),
+		f32:      func(out []float32, in [][]float32) { out[0] = float32(weight * kernels.CentroidPenalty(n, ks, c0, in[0])) },
+		f64:      func(out []float64, in [][]float64) { out[0] = weight * kernels.CentroidPenalty(n, ks, c0, in[0]) },
+		grad: func(g *Graph, in G.Nodes, out, dy *G.Node, diff []bool) (G.Nodes, error) {
+			return G.Nodes{g.apply(&kop{
+				name:     fmt.Sprintf("centroid-dk(%d,%g,%g)", ks, c0, weight),
+				outShape: in[0].Shape(),
+				f32: func(o []float32, v [][]float32) {
+					kernels.CentroidPenaltyBackward(n, ks, c0, weight*float64(v[1][0]), o, v[0])
+				},
+				f64: func(o []float64, v [][]float64) {
+					kernels.CentroidPenaltyBackward(n, ks, c0, weight*v[1][0], o, v[0])
+				},
+			}, in[0], dy)}, g.err
+		},
+	}, k)
+}

@@ -233,3 +233,21 @@ func TestDetachMatchesConstant(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelCentroidGradient checks the centroid penalty through the kernel
+// network and its softmax against central differences.
+func TestKernelCentroidGradient(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	cfg := smallPDMConfig(false, NoiseOff)
+	pdm, err := NewPDM(cfg, tensor.Float64, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jitter(r, 0.5, pdm.Kernel)
+	zk, _ := pdm.SampleLatents(r, tensor.Float64, 3, 2, 2)
+	ks := cfg.Kernel.Size
+	checkGraph(t, "centroid", pdm.Kernel, map[string]*tensor.Dense{"zk": zk}, func(g *Graph) *G.Node {
+		k := pdm.KernelNet(g, g.Input("zk", zk.Shape()...), true)
+		return g.KernelCentroid(k, ks, float64(ks/2)+1.5, 0.3)
+	}, gradcheck.Options{Samples: 20, Tol: 1e-6})
+}

@@ -32,6 +32,12 @@ type LossConfig struct {
 	Adv      float64 `yaml:"adv" json:"adv"`             // LSGAN weight for PDM and discriminator
 	NoiseReg float64 `yaml:"noise_reg" json:"noise_reg"` // lambda of lambda*mean(n^2)
 	L1       float64 `yaml:"l1" json:"l1"`               // SR pixel loss
+	// KernelCenter weighs the squared distance (in taps) between each
+	// kernel's centroid and the middle of the scale x scale block (where
+	// imresize puts an LR pixel). Unpaired training cannot see a global
+	// sub-pixel shift, so without it the phase drifts and the SR network
+	// learns a shifted mapping. 0: off (the official code).
+	KernelCenter float64 `yaml:"kernel_center" json:"kernel_center"`
 }
 
 // Config is everything a training run needs besides its data.
@@ -54,6 +60,9 @@ type Config struct {
 	// network's pairs, is published to producers and is saved. 0 uses the
 	// raw weights (the official code).
 	PDMEMA float64 `yaml:"pdm_ema" json:"pdm_ema"`
+	// DiscLRScale multiplies the discriminator's learning rate (two
+	// time-scale updates; 0 or 1: the same rate as the other networks).
+	DiscLRScale float64 `yaml:"disc_lr_scale" json:"disc_lr_scale"`
 	// Intervals in steps (0 disables): progress lines, kernel/sample
 	// pictures, checkpoints.
 	LogEvery        int `yaml:"log_every" json:"log_every"`
@@ -119,7 +128,13 @@ func (c *Config) Validate() error {
 	if err := c.Optim.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Loss.Adv < 0 || c.Loss.NoiseReg < 0 || c.Loss.L1 <= 0 {
+	if c.DiscLRScale < 0 {
+		errs = append(errs, fmt.Errorf("disc_lr_scale %g must not be negative", c.DiscLRScale))
+	}
+	if c.Loss.KernelCenter > 0 && c.PDM.Kernel.Spatial {
+		errs = append(errs, errors.New("loss.kernel_center is for spatially invariant kernels"))
+	}
+	if c.Loss.Adv < 0 || c.Loss.NoiseReg < 0 || c.Loss.L1 <= 0 || c.Loss.KernelCenter < 0 {
 		errs = append(errs, fmt.Errorf("loss weights %+v", c.Loss))
 	}
 	if c.PDMEMA < 0 || c.PDMEMA >= 1 {

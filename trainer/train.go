@@ -86,6 +86,7 @@ type Trainer struct {
 // nodes are the graph nodes the loop reads.
 type nodes struct {
 	gAdv, gNoise, fake, kern, noise *G.Node
+	kCenter                         *G.Node
 	dLoss, dReal, dFake             *G.Node
 	srLoss, sr                      *G.Node
 	fakeOnly                        *G.Node
@@ -127,7 +128,11 @@ func New(cfg *Config, opt Options) (*Trainer, error) {
 		if t.optPDM, err = model.NewAdam(cfg.Optim, t.PDM.Modules()...); err != nil {
 			return nil, err
 		}
-		if t.optD, err = model.NewAdam(cfg.Optim, t.Disc.M); err != nil {
+		dopt := cfg.Optim
+		if cfg.DiscLRScale > 0 {
+			dopt.LR *= cfg.DiscLRScale
+		}
+		if t.optD, err = model.NewAdam(dopt, t.Disc.M); err != nil {
 			return nil, err
 		}
 		if cfg.PDMEMA > 0 {
@@ -205,6 +210,11 @@ func (t *Trainer) build() error {
 		if out.Noise != nil {
 			t.n.gNoise = g.MeanSquare(out.Noise, 0, c.Loss.NoiseReg)
 			loss = g.Sum(loss, t.n.gNoise)
+		}
+		if c.Loss.KernelCenter > 0 {
+			ks := c.PDM.Kernel.Size
+			t.n.kCenter = g.KernelCentroid(out.Kernel, ks, float64(ks/2)+float64(c.Scale()-1)/2, c.Loss.KernelCenter)
+			loss = g.Sum(loss, t.n.kCenter)
 		}
 		t.n.fake, t.n.kern, t.n.noise = out.Fake, out.Kernel, out.Noise
 		g.Backward(loss)
@@ -337,6 +347,9 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 		}
 		copy(t.fakeBuf, model.Float32s(t.n.fake)) // the pre-update fake LR
 		t.acc.add("g_adv", model.Scalar(t.n.gAdv))
+		if t.n.kCenter != nil {
+			t.acc.add("k_center", model.Scalar(t.n.kCenter)/c.Loss.KernelCenter)
+		}
 		if t.n.gNoise != nil {
 			t.acc.add("noise_reg", model.Scalar(t.n.gNoise))
 			t.acc.add("noise_std", rms(model.Float32s(t.n.noise)))

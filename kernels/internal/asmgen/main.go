@@ -1,8 +1,8 @@
 // Command asmgen writes kernels/sgemm_amd64.s, the float32 GEMM
-// micro-kernel: a 6x16 tile for AVX2+FMA (12 ymm accumulators). gen also
-// writes AVX-512 (zmm) kernels, but none is generated: the project machines
-// have no AVX-512, so such a kernel could not be tested here. Run it with `go generate
-// ./kernels`; the output is committed.
+// micro-kernels: a 6x16 tile for AVX2+FMA (12 ymm accumulators) and a 12x32
+// tile for AVX-512F (24 zmm accumulators, two B vectors and two broadcast
+// registers of the 32). Run it with `go generate ./kernels`; the output is
+// committed.
 //
 // Each kernel computes C[0:MR, 0:NR] += alpha * Ap * Bp with Ap packed
 // depth-major (MR floats per step) and Bp packed row-major (NR floats per
@@ -23,6 +23,7 @@ func main() {
 	fmt.Fprintln(&b)
 	fmt.Fprintln(&b, `#include "textflag.h"`)
 	gen(&b, "sgemmKernel6x16AVX2", "Y", 6, 2, 32)
+	gen(&b, "sgemmKernel12x32AVX512", "Z", 12, 2, 64)
 	out := "sgemm_amd64.s"
 	if len(os.Args) > 1 {
 		out = os.Args[1]
