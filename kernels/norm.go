@@ -209,3 +209,24 @@ func BatchNormEval[T Float](n, c, plane int, eps float64, act Act, y, x, gamma, 
 		}
 	}
 }
+
+// CenterPlanes writes y = x minus the mean of each of its planes (planes
+// consecutive runs of plane values): a zero-mean constraint. Its gradient
+// has the same form (CenterPlanes of dy), since the map is linear and
+// symmetric.
+func CenterPlanes[T Float](planes, plane int, y, x []T) {
+	if len(x) != planes*plane || len(y) != len(x) {
+		panic(fmt.Sprintf("kernels: CenterPlanes: %d and %d values for %d planes of %d", len(y), len(x), planes, plane))
+	}
+	for p := 0; p < planes; p++ {
+		xs := x[p*plane : (p+1)*plane]
+		var s float64
+		for _, v := range xs {
+			s += float64(v)
+		}
+		m := T(s / float64(plane))
+		for i, v := range xs {
+			y[p*plane+i] = v - m
+		}
+	}
+}

@@ -128,3 +128,38 @@ func TestBatchNormStatistics(t *testing.T) {
 		}
 	}
 }
+
+func TestCenterPlanes(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	const planes, plane = 4, 9
+	x := randSlice[float64](r, planes*plane)
+	y := make([]float64, len(x))
+	CenterPlanes(planes, plane, y, x)
+	for p := 0; p < planes; p++ {
+		var s float64
+		for _, v := range y[p*plane : (p+1)*plane] {
+			s += v
+		}
+		if math.Abs(s) > 1e-12 {
+			t.Errorf("plane %d sums to %g", p, s)
+		}
+		if d := (x[p*plane] - y[p*plane]) - (x[p*plane+1] - y[p*plane+1]); math.Abs(d) > 1e-12 {
+			t.Errorf("plane %d: not a constant shift", p)
+		}
+	}
+	// The gradient of sum(CenterPlanes(x) * w) is CenterPlanes(w).
+	w := randSlice[float64](r, planes*plane)
+	dx := make([]float64, len(x))
+	CenterPlanes(planes, plane, dx, w)
+	loss := func() float64 {
+		CenterPlanes(planes, plane, y, x)
+		var s float64
+		for i := range y {
+			s += y[i] * w[i]
+		}
+		return s
+	}
+	if _, err := gradcheck.Check(loss, []gradcheck.Param{{Name: "x", Value: x, Grad: dx}}, gradcheck.Options{}); err != nil {
+		t.Fatal(err)
+	}
+}

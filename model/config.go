@@ -39,6 +39,12 @@ type NoiseConfig struct {
 	NF   int    `yaml:"nf" json:"nf"`     // features
 	NB   int    `yaml:"nb" json:"nb"`     // residual blocks
 	Conv int    `yaml:"conv" json:"conv"` // convolution side (3: spatially correlated noise)
+	// ZeroMean subtracts from the noise its mean over each sample's plane,
+	// per channel. The regulariser lambda*mean(n^2) only discourages an
+	// offset, and the discriminator, whose InstanceNorm removes each
+	// plane's mean, hardly sees one: without this the noise can shift the
+	// fake LR's colours, and the SR network learns to shift them back.
+	ZeroMean bool `yaml:"zero_mean" json:"zero_mean"`
 }
 
 // PDMConfig configures the probabilistic degradation model.

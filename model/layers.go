@@ -666,3 +666,26 @@ func (g *Graph) KernelCentroid(k *G.Node, ks int, c0, weight float64) *G.Node {
 		},
 	}, k)
 }
+
+// CenterPlanes subtracts from each plane of x (N x C x H x W) its mean: the
+// noise network's output made zero-mean per sample and channel.
+func (g *Graph) CenterPlanes(x *G.Node) *G.Node {
+	n, c, h, w, ok := g.shape4("centerplanes", x)
+	if !ok {
+		return nil
+	}
+	planes, plane := n*c, h*w
+	var op func(x *G.Node) *G.Node
+	op = func(x *G.Node) *G.Node {
+		return g.apply(&kop{
+			name:     "centerplanes",
+			outShape: x.Shape(),
+			f32:      func(out []float32, in [][]float32) { kernels.CenterPlanes(planes, plane, out, in[0]) },
+			f64:      func(out []float64, in [][]float64) { kernels.CenterPlanes(planes, plane, out, in[0]) },
+			grad: func(g *Graph, in G.Nodes, out, dy *G.Node, diff []bool) (G.Nodes, error) {
+				return G.Nodes{op(dy)}, g.err
+			},
+		}, x)
+	}
+	return op(x)
+}

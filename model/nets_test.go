@@ -40,19 +40,23 @@ func smallPDMConfig(spatial bool, mode string) PDMConfig {
 // parameter of both PDM networks, in each noise mode and kernel mode.
 func TestPDMEndToEndGradient(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		spatial bool
-		mode    string
+		name     string
+		spatial  bool
+		mode     string
+		zeroMean bool
 	}{
-		{"invariant-mixed", false, NoiseMixed},
-		{"spatial-mixed", true, NoiseMixed},
-		{"invariant-zonly", false, NoiseZOnly},
-		{"invariant-content", false, NoiseContentOnly},
-		{"invariant-off", false, NoiseOff},
+		{"invariant-mixed", false, NoiseMixed, false},
+		{"invariant-mixed-zeromean", false, NoiseMixed, true},
+		{"spatial-mixed", true, NoiseMixed, false},
+		{"invariant-zonly", false, NoiseZOnly, false},
+		{"invariant-content", false, NoiseContentOnly, false},
+		{"invariant-off", false, NoiseOff, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(11, 12))
-			pdm, err := NewPDM(smallPDMConfig(tc.spatial, tc.mode), tensor.Float64, 1)
+			cfg := smallPDMConfig(tc.spatial, tc.mode)
+			cfg.Noise.ZeroMean = tc.zeroMean
+			pdm, err := NewPDM(cfg, tensor.Float64, 1)
 			if err != nil {
 				t.Fatal(err)
 			}

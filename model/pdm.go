@@ -195,7 +195,11 @@ func (p *PDM) noise(g *Graph, clean, zn *G.Node, train bool) *G.Node {
 	for _, b := range p.nBlocks {
 		h = g.applyBNResBlock(h, b, train)
 	}
-	return g.applyConv(h, p.nTail, ident)
+	n := g.applyConv(h, p.nTail, ident)
+	if p.Cfg.Noise.ZeroMean {
+		n = g.CenterPlanes(n)
+	}
+	return n
 }
 
 // SampleLatents draws z_k and z_n ~ N(0, I) for n samples of LR size h x w

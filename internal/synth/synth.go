@@ -33,7 +33,7 @@ type Params struct {
 
 // Default is the demo's distribution.
 func Default() Params {
-	return Params{Scale: 4, KernelSize: 21, SigmaMin: 0.8, SigmaMax: 2.8, ReadMin: 1.0 / 255, ReadMax: 5.0 / 255, ShotMax: 6.0 / 255}
+	return Params{Scale: 4, KernelSize: 21, SigmaMin: 1.2, SigmaMax: 3.2, ReadMin: 2.0 / 255, ReadMax: 6.0 / 255, ShotMax: 8.0 / 255}
 }
 
 // Draw is one degradation drawn from the distribution.
