@@ -650,8 +650,10 @@ func (g *Graph) KernelCentroid(k *G.Node, ks int, c0, weight float64) *G.Node {
 	return g.apply(&kop{
 		name:     fmt.Sprintf("centroid(%d,%g,%g)", ks, c0, weight),
 		outShape: tensor.ScalarShape(),
-		f32:      func(out []float32, in [][]float32) { out[0] = float32(weight * kernels.CentroidPenalty(n, ks, c0, in[0])) },
-		f64:      func(out []float64, in [][]float64) { out[0] = weight * kernels.CentroidPenalty(n, ks, c0, in[0]) },
+		f32: func(out []float32, in [][]float32) {
+			out[0] = float32(weight * kernels.CentroidPenalty(n, ks, c0, in[0]))
+		},
+		f64: func(out []float64, in [][]float64) { out[0] = weight * kernels.CentroidPenalty(n, ks, c0, in[0]) },
 		grad: func(g *Graph, in G.Nodes, out, dy *G.Node, diff []bool) (G.Nodes, error) {
 			return G.Nodes{g.apply(&kop{
 				name:     fmt.Sprintf("centroid-dk(%d,%g,%g)", ks, c0, weight),
