@@ -170,12 +170,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, st State, log 
 // pool is full. Transient errors (a broker that went away) are logged and
 // retried; Run returns only when ctx ends.
 func (c *Consumer) Run(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() {
-		c.mu.Lock()
-		c.cond.Broadcast()
-		c.mu.Unlock()
-	})
-	defer stop()
+	defer c.wakeOnDone(ctx)()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		c.mu.Lock()
@@ -210,6 +205,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 		backoff = 100 * time.Millisecond
 	}
 	return nil
+}
+
+// wakeOnDone wakes the goroutines waiting on c.cond when ctx ends, so that
+// they can see it; call the returned function when done waiting.
+func (c *Consumer) wakeOnDone(ctx context.Context) func() bool {
+	return context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -330,12 +335,7 @@ func (c *Consumer) Take(ctx context.Context, n int, r *rand.Rand) ([]Entry, time
 		return nil, 0, fmt.Errorf("consumer: a batch of %d is larger than the pool (%d pairs)", n, c.cfg.PoolPairs)
 	}
 	t0 := time.Now()
-	stop := context.AfterFunc(ctx, func() {
-		c.mu.Lock()
-		c.cond.Broadcast()
-		c.mu.Unlock()
-	})
-	defer stop()
+	defer c.wakeOnDone(ctx)()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for len(c.pool) < n {
@@ -371,12 +371,7 @@ func (c *Consumer) Header() *schema.Header {
 
 // WaitHeader waits for the first batch and returns its header.
 func (c *Consumer) WaitHeader(ctx context.Context) (schema.Header, error) {
-	stop := context.AfterFunc(ctx, func() {
-		c.mu.Lock()
-		c.cond.Broadcast()
-		c.mu.Unlock()
-	})
-	defer stop()
+	defer c.wakeOnDone(ctx)()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for c.header == nil {

@@ -369,12 +369,7 @@ func (p *Producer) publishBatch(ctx context.Context, subject string) error {
 // acquire waits until size more bytes may be in flight (one message is
 // always allowed, whatever its size).
 func (p *Producer) acquire(ctx context.Context, size int64) error {
-	stop := context.AfterFunc(ctx, func() {
-		p.mu.Lock()
-		p.cond.Broadcast()
-		p.mu.Unlock()
-	})
-	defer stop()
+	defer p.wakeOnDone(ctx)()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for p.inflight > 0 && p.inflight+size > p.cfg.MaxInFlightBytes {
@@ -387,6 +382,16 @@ func (p *Producer) acquire(ctx context.Context, size int64) error {
 	p.inflightMsgs++
 	p.m.InFlightBytes.Set(float64(p.inflight))
 	return nil
+}
+
+// wakeOnDone wakes the goroutines waiting on p.cond when ctx ends; call
+// the returned function when done waiting.
+func (p *Producer) wakeOnDone(ctx context.Context) func() bool {
+	return context.AfterFunc(ctx, func() {
+		p.mu.Lock()
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	})
 }
 
 func (p *Producer) release(size int64) {
@@ -439,12 +444,7 @@ func (p *Producer) send(ctx context.Context, msg *nats.Msg, pairs int) {
 
 // drain waits until every published batch is acked or ctx ends.
 func (p *Producer) drain(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() {
-		p.mu.Lock()
-		p.cond.Broadcast()
-		p.mu.Unlock()
-	})
-	defer stop()
+	defer p.wakeOnDone(ctx)()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for p.inflight > 0 {

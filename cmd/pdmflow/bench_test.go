@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/pdmflow/pdmflow/internal/syncbuf"
 )
 
 // envBenchChild makes the test binary act as pdmflow: `pdmflow bench`
@@ -23,7 +25,7 @@ func TestMain(m *testing.M) {
 
 func TestBenchQuickJSON(t *testing.T) {
 	t.Setenv(envBenchChild, "1")
-	var stdout, stderr lockedBuffer
+	var stdout, stderr syncbuf.Buffer
 	code := run(t.Context(), []string{"bench", "--quick", "--iters", "1", "--no-torch", "--json", "--threads", "2"}, &stdout, &stderr)
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
@@ -59,7 +61,7 @@ func TestBenchQuickJSON(t *testing.T) {
 
 func TestBenchTable(t *testing.T) {
 	t.Setenv(envBenchChild, "1")
-	var stdout, stderr lockedBuffer
+	var stdout, stderr syncbuf.Buffer
 	// The reference's Python is missing: the Go numbers come alone, with a
 	// plain message.
 	code := run(t.Context(), []string{"bench", "--quick", "--iters", "1", "--workloads", "w1", "--torch", "--python", "/nonexistent/python3", "--torch-script", "../../bench/pdm_ref.py"}, &stdout, &stderr)
@@ -86,12 +88,12 @@ func TestBenchUsage(t *testing.T) {
 		{"bench", "--batch", "1"},
 		{"bench", "--torch", "--no-torch"},
 	} {
-		var stdout, stderr lockedBuffer
+		var stdout, stderr syncbuf.Buffer
 		if code := run(t.Context(), args, &stdout, &stderr); code != exitUsage {
 			t.Errorf("%q: exit %d, want %d\n%s", args, code, exitUsage, stderr.String())
 		}
 	}
-	var stdout, stderr lockedBuffer
+	var stdout, stderr syncbuf.Buffer
 	if code := run(t.Context(), []string{"bench", "--help"}, &stdout, &stderr); code != exitOK {
 		t.Fatalf("--help: exit %d", code)
 	}

@@ -6,30 +6,13 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/pdmflow/pdmflow/internal/syncbuf"
 )
-
-// lockedBuffer collects the output of a command running in a goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
@@ -49,7 +32,7 @@ func TestBrokerCommand(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stdout, stderr lockedBuffer
+	var stdout, stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"broker", "--dir", t.TempDir(), "--addr", "127.0.0.1:" + strconv.Itoa(port), "--user", "trainer"}, &stdout, &stderr)

@@ -10,33 +10,16 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pdmflow/pdmflow/internal/syncbuf"
 )
 
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func testLogger(w *syncBuffer) *slog.Logger {
+func testLogger(w *syncbuf.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -69,7 +52,7 @@ func connect(t *testing.T, url string, opts ...nats.Option) *nats.Conn {
 // stored in a file-backed stream, and survives a restart on the same Dir.
 func TestPersistLargeMessage(t *testing.T) {
 	dir := t.TempDir()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	b := start(t, Options{Dir: dir, MonitorPort: -1, ServerName: "pdmflow-test", Log: testLogger(&logs)})
 	if !strings.HasPrefix(b.ClientURL(), "nats://127.0.0.1:") {
 		t.Fatalf("ClientURL %q", b.ClientURL())
@@ -144,7 +127,7 @@ func TestPersistLargeMessage(t *testing.T) {
 
 func TestAuthNoSecretsInLogs(t *testing.T) {
 	const pass, token = "s3cret-Pa55word", "t0ken-S3cret"
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	b := start(t, Options{Dir: t.TempDir(), User: "trainer", Password: pass, Log: testLogger(&logs)})
 	if _, err := nats.Connect(b.ClientURL(), nats.UserInfo("trainer", "wrong")); !errors.Is(err, nats.ErrAuthorization) {
 		t.Fatalf("wrong password: %v", err)

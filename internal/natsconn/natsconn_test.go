@@ -1,7 +1,6 @@
 package natsconn
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -18,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,29 +24,13 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/pdmflow/pdmflow/internal/broker"
+	"github.com/pdmflow/pdmflow/internal/syncbuf"
 )
 
 const (
 	testPassword = "pw-Zq8vX3LmT9"
 	testToken    = "tok-Hn4Rb7Yc2W"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func bufLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -101,7 +83,7 @@ func writeFile(t *testing.T, name string, data []byte) string {
 }
 
 func TestUserPassword(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	log := bufLogger(&logs)
 	b := startBroker(t, broker.Options{User: "trainer", Password: testPassword, Log: log})
 
@@ -127,7 +109,7 @@ func TestUserPassword(t *testing.T) {
 }
 
 func TestToken(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	log := bufLogger(&logs)
 	b := startBroker(t, broker.Options{Token: testToken, Log: log})
 	connectOK(t, Config{URL: b.ClientURL(), Token: testToken}, log)
@@ -161,7 +143,7 @@ func TestNKey(t *testing.T) {
 	other, _ := nkeys.CreateUser()
 	otherSeed, _ := other.Seed()
 
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	log := bufLogger(&logs)
 	b := startBroker(t, broker.Options{NKeys: []string{pub}, Log: log})
 	c := Config{URL: b.ClientURL(), NKeySeedFile: writeFile(t, "user.nk", seed)}
@@ -416,7 +398,7 @@ func TestConnectContext(t *testing.T) {
 
 	// RetryOnFailedConnect from opts returns at once and connects later.
 	b := startBroker(t, broker.Options{})
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	nc, err := (Config{URL: b.ClientURL()}).Connect(t.Context(), bufLogger(&logs), nats.RetryOnFailedConnect(true))
 	if err != nil {
 		t.Fatal(err)
