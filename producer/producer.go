@@ -139,8 +139,9 @@ type Producer struct {
 	log     *slog.Logger
 	m       *metrics.Producer
 	gen     generator
-	weights registry.Pointer // in use
-	wanted  registry.Pointer // newest seen
+	weights registry.Pointer      // in use
+	wanted  registry.Pointer      // newest seen
+	updates chan registry.Pointer // from registry.Follow (nil without weights)
 	nextTry time.Time
 	backoff time.Duration
 
@@ -192,13 +193,12 @@ func (p *Producer) Run(ctx context.Context) error {
 	if err := p.resumeSeq(ctx, subject); err != nil {
 		return err
 	}
-	var updates chan registry.Pointer
 	if p.cfg.Degradation == DegradePDM {
-		updates = make(chan registry.Pointer, 1)
+		p.updates = make(chan registry.Pointer, 1)
 		fctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		go p.reg.Follow(fctx, 0, p.cfg.WeightsPoll, updates)
-		if err := p.waitFirstWeights(ctx, updates); err != nil {
+		go p.reg.Follow(fctx, 0, p.cfg.WeightsPoll, p.updates)
+		if err := p.waitFirstWeights(ctx, p.updates); err != nil {
 			return err
 		}
 	}
@@ -212,7 +212,7 @@ func (p *Producer) Run(ctx context.Context) error {
 		}
 		// Swap weights between batches.
 		select {
-		case ptr := <-updates:
+		case ptr := <-p.updates:
 			p.wanted = ptr
 		default:
 		}
@@ -482,9 +482,14 @@ func (p *Producer) waitLag(ctx context.Context) error {
 			p.m.Stalls.Inc()
 			p.log.Debug("trainer is behind, pausing", "lag", lag, "budget", p.cfg.LagBudget)
 		}
+		// Paused: keep up with the weights, so that the next batch uses
+		// the newest.
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case ptr := <-p.updates:
+			p.wanted = ptr
+			p.maybeReload(ctx)
 		case <-time.After(p.cfg.LagPoll):
 		}
 	}
