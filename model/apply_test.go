@@ -3,6 +3,7 @@ package model
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -89,6 +90,54 @@ func TestGaussianInitAlignment(t *testing.T) {
 		want := 10 + float64(scale-1)/2
 		if math.Abs(cu/sum-want) > 1e-6 || math.Abs(cv/sum-want) > 1e-6 {
 			t.Errorf("x%d: centroid (%.3f, %.3f), want (%.1f, %.1f)", scale, cu/sum, cv/sum, want, want)
+		}
+	}
+}
+
+// TestDeterministicKernelInference: with z_k fixed, inference gives the
+// kernel that training computes, even after the running variance has
+// collapsed on the constant input.
+func TestDeterministicKernelInference(t *testing.T) {
+	cfg := smallPDMConfig(false, NoiseOff)
+	cfg.FixKernelZ = true
+	p, err := NewPDM(cfg, tensor.Float32, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, q := range p.Kernel.Params() {
+		d := q.Value.Data().([]float32)
+		for i := range d {
+			if q.Learnable {
+				d[i] += float32(0.3 * (2*r.Float64() - 1))
+			}
+		}
+	}
+	// What many training steps on a constant input leave behind.
+	for _, q := range p.Kernel.Params() {
+		if !q.Learnable && strings.HasSuffix(q.Name, "var") {
+			clear(q.Value.Data().([]float32))
+		}
+	}
+	hr := make([]float32, 3*16*16)
+	for i := range hr {
+		hr[i] = r.Float32()
+	}
+	d, err := p.Degrade(hr, 16, 16, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewGraph(tensor.Float32)
+	defer g.Close()
+	zk, _ := p.SampleLatents(r, tensor.Float32, 4, 4, 4)
+	k := p.KernelNet(g, g.Input("zk", zk.Shape()...), true)
+	if err := g.Run(map[string]*tensor.Dense{"zk": zk}); err != nil {
+		t.Fatal(err)
+	}
+	want := Float32s(k)[:len(d.Kernel)]
+	for i, v := range d.Kernel {
+		if math.Abs(float64(v-want[i])) > 1e-6 {
+			t.Fatalf("tap %d: inference %g, training %g", i, v, want[i])
 		}
 	}
 }

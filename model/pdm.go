@@ -167,6 +167,12 @@ func (p *PDM) KernelNet(g *Graph, zk *G.Node, train bool) *G.Node {
 		return nil
 	}
 	k := p.Cfg.Kernel
+	// With z_k fixed (the deterministic ablation) the network's input is
+	// constant: its running variance decays to zero, and inference
+	// BatchNorm would then blow the running mean's lag up by 1/sqrt(eps).
+	// Batch statistics of a constant input give every sample the same
+	// kernel whatever the batch, so they serve inference too.
+	train = train || p.Cfg.FixKernelZ
 	h := g.applyConv(zk, p.kHead, ident)
 	h = g.applyBN(h, p.kHeadBN, train, relu)
 	for _, b := range p.kBlocks {
