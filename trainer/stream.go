@@ -221,7 +221,7 @@ func (t *Trainer) publish(ctx context.Context) {
 			t.m.Publishes.Inc()
 			t.m.WeightsVersion.Set(float64(ptr.Version))
 			lvl := slog.LevelDebug
-			if ptr.Version == 1 || t.published == 0 {
+			if ptr.Version == 1 {
 				lvl = slog.LevelInfo
 			}
 			t.log.Log(ctx, lvl, "published PDM weights", "version", ptr.Version, "step", t.step, "sha256", ptr.SHA256[:12])

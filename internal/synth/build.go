@@ -154,23 +154,14 @@ func Build(photos, out string, o Options) (*Manifest, error) {
 	if err := os.WriteFile(filepath.Join(out, "manifest.json"), b, 0o644); err != nil {
 		return nil, fmt.Errorf("synth: %w", err)
 	}
-	o.Log.Info("demo data built", "out", out, "hr_photos", len(split.HR), "train_photos", len(split.Train), "hr_tiles", countSources(m, "hr/"), "lr_images", countPrefix(m, "lr/"), "val_pairs", countPrefix(m, "val/lr/"))
+	o.Log.Info("demo data built", "out", out, "hr_photos", len(split.HR), "train_photos", len(split.Train), "hr_tiles", countPrefix(m.Sources, "hr/"), "lr_images", countPrefix(m.Images, "lr/"), "val_pairs", countPrefix(m.Images, "val/lr/"))
 	return m, nil
 }
 
-func countSources(m *Manifest, p string) int {
+// countPrefix counts the keys of m that start with p.
+func countPrefix[V any](m map[string]V, p string) int {
 	n := 0
-	for k := range m.Sources {
-		if strings.HasPrefix(k, p) {
-			n++
-		}
-	}
-	return n
-}
-
-func countPrefix(m *Manifest, p string) int {
-	n := 0
-	for k := range m.Images {
+	for k := range m {
 		if strings.HasPrefix(k, p) {
 			n++
 		}
