@@ -4,17 +4,28 @@
 // message (package schema), deduplication, a shuffle pool from which
 // training steps draw, and the stream position a checkpoint records.
 //
-// A message is acked once its pairs are in the pool. The pool, the
-// position and the dedup state are captured together by Snapshot, so a
-// trainer that checkpoints them and later restores them (restarting the
-// consumer right after the recorded position) neither loses nor repeats a
-// sample, whatever was acked after the checkpoint.
+// Messages come from a Source in stream order: the durable JetStream
+// consumer, or anything else that replays recorded messages (an exported
+// archive). A fetch loop decodes them into a read-ahead queue (bounded like
+// the pool); Take moves them from the queue into the pool in stream order.
+// With Config.Deterministic, Take first fills the pool to its capacity, so
+// which pairs it draws depends only on the order of the stream and on the
+// caller's random source, never on when messages arrived: a replay of the
+// same messages trains identically.
+//
+// A message is acked once it is in the queue. The pool, the position (the
+// last message moved into the pool) and the dedup state are captured
+// together by Snapshot, so a trainer that checkpoints them and later
+// restores them (restarting the consumer right after the recorded
+// position) neither loses nor repeats a sample, whatever was acked after
+// the checkpoint.
 package consumer
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sort"
@@ -46,6 +57,52 @@ type Config struct {
 	Header *schema.Header
 	// MaxMessageBytes is the largest message accepted (default 8 MiB).
 	MaxMessageBytes int
+	// Deterministic makes Take fill the pool to PoolPairs before drawing
+	// (or take what is left once the source is exhausted), so that the
+	// pairs drawn depend only on the stream's order and the caller's random
+	// source. Trainers set it; without it Take draws as soon as the pool
+	// holds enough pairs, whatever has arrived.
+	Deterministic bool
+	// StartSeq and StartTime choose where a consumer with no recorded
+	// position starts (a replay from a sequence or a time); by default it
+	// starts at the beginning of the filtered stream. A restored State's
+	// position takes precedence.
+	StartSeq  uint64
+	StartTime time.Time
+}
+
+// ErrExhausted is returned by Take when the source has ended and the pool
+// holds fewer pairs than asked for.
+var ErrExhausted = errors.New("consumer: the source is exhausted")
+
+// Permanent marks a Source error that retrying cannot fix (a corrupt
+// archive): Run stops and Take returns it.
+func Permanent(err error) error { return permanentError{err} }
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+// Message is one stream message as a Source delivers it.
+type Message struct {
+	Seq       uint64 // stream sequence
+	Subject   string
+	Data      []byte
+	Delivered uint64 // deliveries so far, 1 the first time (0: unknown)
+	Pending   uint64 // messages after it not yet delivered
+	// Ack and Term acknowledge the message or stop its redelivery; nil for
+	// sources without acknowledgements.
+	Ack  func() error
+	Term func(reason string) error
+}
+
+// Source delivers stream messages in stream order.
+type Source interface {
+	// Fetch returns up to max messages, in order, after those already
+	// returned; it may return none when nothing arrived in time. It returns
+	// io.EOF (with any last messages) once the source has no more.
+	Fetch(ctx context.Context, max int) ([]Message, error)
 }
 
 func (c *Config) defaults() {
@@ -87,25 +144,37 @@ type SeenRange struct {
 	To       uint64 `json:"to"`
 }
 
+// queued is a message between the fetch loop and the pool: a decoded batch,
+// or nil for a message that was refused (it still moves the position).
+type queued struct {
+	seq   uint64
+	batch *schema.Batch
+}
+
 // Consumer pulls batches into a shuffle pool.
 type Consumer struct {
 	cfg  Config
-	js   jetstream.JetStream
-	cons jetstream.Consumer
+	src  Source
+	cons jetstream.Consumer // nil unless the source is the durable consumer
 	log  *slog.Logger
 	m    *metrics.Trainer
 
-	mu       sync.Mutex
-	cond     *sync.Cond
-	pool     []Entry
-	position uint64
-	header   *schema.Header
-	seen     map[string]*seqSet
-	lag      uint64
+	mu          sync.Mutex
+	cond        *sync.Cond
+	queue       []queued
+	queuedPairs int
+	ended       bool  // the source returned io.EOF
+	failed      error // the source returned a Permanent error
+	pool        []Entry
+	position    uint64
+	header      *schema.Header
+	seen        map[string]*seqSet
+	lag         uint64
 	// pairsPerMsg is the size of the last batch, to size fetches.
 	pairsPerMsg int
 	// OnAck, when set, is called (under the consumer's lock) with every
-	// batch that entered the pool; tests use it for accounting.
+	// batch that entered the pool (acked, not a duplicate); tests use it
+	// for accounting.
 	OnAck func(b *schema.Batch, streamSeq uint64)
 }
 
@@ -117,13 +186,67 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, st State, log 
 	if cfg.Stream == "" || cfg.Durable == "" || cfg.Subject == "" {
 		return nil, errors.New("consumer: stream, durable name and subject are required")
 	}
+	c, err := newConsumer(cfg, st, log, m)
+	if err != nil {
+		return nil, err
+	}
+	// The consumer's start is part of the trainer's state, so it is always
+	// made anew: after the recorded position, or from the configured start.
+	if err := js.DeleteConsumer(ctx, cfg.Stream, cfg.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("consumer: removing the old consumer %s: %w", cfg.Durable, err)
+	}
+	cc := jetstream.ConsumerConfig{
+		Durable:       cfg.Durable,
+		Description:   "pdmflow trainer",
+		FilterSubject: cfg.Subject,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    cfg.MaxDeliver,
+		MaxAckPending: cfg.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	switch {
+	case st.Position > 0:
+		cc.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cc.OptStartSeq = st.Position + 1
+	case cfg.StartSeq > 0:
+		cc.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cc.OptStartSeq = cfg.StartSeq
+	case !cfg.StartTime.IsZero():
+		cc.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		t := cfg.StartTime
+		cc.OptStartTime = &t
+	}
+	cons, err := js.CreateConsumer(ctx, cfg.Stream, cc)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: creating %s on %s: %w", cfg.Durable, cfg.Stream, err)
+	}
+	c.cons = cons
+	c.src = &jsSource{cons: cons}
+	return c, nil
+}
+
+// NewFromSource makes a consumer of src, which must deliver the messages
+// after st.Position (a zero State: from its start). cfg's stream, durable
+// and subject are not used.
+func NewFromSource(src Source, cfg Config, st State, log *slog.Logger, m *metrics.Trainer) (*Consumer, error) {
+	cfg.defaults()
+	c, err := newConsumer(cfg, st, log, m)
+	if err != nil {
+		return nil, err
+	}
+	c.src = src
+	return c, nil
+}
+
+func newConsumer(cfg Config, st State, log *slog.Logger, m *metrics.Trainer) (*Consumer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if m == nil {
 		m = metrics.NewTrainer(nil)
 	}
-	c := &Consumer{cfg: cfg, js: js, log: log, m: m, seen: map[string]*seqSet{}}
+	c := &Consumer{cfg: cfg, log: log, m: m, seen: map[string]*seqSet{}}
 	c.cond = sync.NewCond(&c.mu)
 	c.header = cfg.Header
 	if st.Header != nil {
@@ -138,66 +261,74 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, st State, log 
 	for _, r := range st.Seen {
 		c.seenSet(r.Producer).addRange(r.From, r.To)
 	}
-	// The consumer's start is part of the trainer's state, so it is always
-	// made anew: after the recorded position, or from the start.
-	if err := js.DeleteConsumer(ctx, cfg.Stream, cfg.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, fmt.Errorf("consumer: removing the old consumer %s: %w", cfg.Durable, err)
-	}
-	cc := jetstream.ConsumerConfig{
-		Durable:       cfg.Durable,
-		Description:   "pdmflow trainer",
-		FilterSubject: cfg.Subject,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxDeliver:    cfg.MaxDeliver,
-		MaxAckPending: cfg.MaxAckPending,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	}
-	if st.Position > 0 {
-		cc.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cc.OptStartSeq = st.Position + 1
-	}
-	cons, err := js.CreateConsumer(ctx, cfg.Stream, cc)
-	if err != nil {
-		return nil, fmt.Errorf("consumer: creating %s on %s: %w", cfg.Durable, cfg.Stream, err)
-	}
-	c.cons = cons
 	m.PoolSize.Set(float64(len(c.pool)))
 	return c, nil
 }
 
-// Run fetches into the pool until ctx ends; it stops fetching while the
-// pool is full. Transient errors (a broker that went away) are logged and
-// retried; Run returns only when ctx ends.
+// jsSource is the durable JetStream consumer as a Source.
+type jsSource struct{ cons jetstream.Consumer }
+
+func (s *jsSource) Fetch(ctx context.Context, max int) ([]Message, error) {
+	batch, err := s.cons.Fetch(max, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		return nil, err
+	}
+	var out []Message
+	for msg := range batch.Messages() {
+		m := Message{Subject: msg.Subject(), Data: msg.Data(), Ack: msg.Ack, Term: msg.TermWithReason}
+		if meta, err := msg.Metadata(); err == nil {
+			m.Seq, m.Delivered, m.Pending = meta.Sequence.Stream, meta.NumDelivered, meta.NumPending
+		}
+		out = append(out, m)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// Run fetches into the read-ahead queue until ctx ends or the source is
+// exhausted; it stops fetching while the queue holds a pool's worth of
+// pairs. Transient errors (a broker that went away) are logged and
+// retried.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.wakeOnDone(ctx)()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		c.mu.Lock()
-		for len(c.pool) >= c.cfg.PoolPairs && ctx.Err() == nil {
+		for c.queuedPairs >= c.cfg.PoolPairs && ctx.Err() == nil {
 			c.cond.Wait()
 		}
-		// Fetch no more messages than the pool has room for (at least one):
-		// a fetch holds up to that many messages in memory.
-		room := max(1, (c.cfg.PoolPairs-len(c.pool))/max(1, c.pairsPerMsg))
+		// Fetch no more messages than the queue has room for (at least
+		// one): a fetch holds up to that many messages in memory.
+		room := max(1, (c.cfg.PoolPairs-c.queuedPairs)/max(1, c.pairsPerMsg))
 		c.mu.Unlock()
 		if ctx.Err() != nil {
 			break
 		}
-		batch, err := c.cons.Fetch(room, jetstream.FetchMaxWait(time.Second))
+		msgs, err := c.src.Fetch(ctx, room)
+		for _, m := range msgs {
+			c.handle(m)
+		}
+		if errors.Is(err, io.EOF) {
+			c.mu.Lock()
+			c.ended = true
+			c.cond.Broadcast()
+			c.mu.Unlock()
+			return nil
+		}
+		if pe := (permanentError{}); errors.As(err, &pe) {
+			c.mu.Lock()
+			c.failed = pe.err
+			c.cond.Broadcast()
+			c.mu.Unlock()
+			return pe.err
+		}
 		if err != nil {
-			c.log.Warn("fetch failed, retrying", "err", err, "retry_in", backoff)
-			sleep(ctx, backoff)
-			backoff = min(2*backoff, 5*time.Second)
-			continue
-		}
-		n := 0
-		for msg := range batch.Messages() {
-			c.handle(ctx, msg)
-			n++
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
-			c.log.Warn("fetch ended with an error", "err", err, "messages", n)
+			if ctx.Err() != nil {
+				break
+			}
+			c.log.Warn("fetch failed, retrying", "err", err, "messages", len(msgs), "retry_in", backoff)
 			sleep(ctx, backoff)
 			backoff = min(2*backoff, 5*time.Second)
 			continue
@@ -224,70 +355,89 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// handle decodes one message and puts its pairs into the pool.
-func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
-	meta, err := msg.Metadata()
-	if err != nil {
-		c.log.Error("message without JetStream metadata, terminated", "subject", msg.Subject(), "err", err)
-		_ = msg.Term()
-		return
-	}
-	seq := meta.Sequence.Stream
-	if meta.NumDelivered > 1 {
+// handle decodes one message into the queue: bad messages are
+// terminated (they are not redelivered) and queued as refused, so that the
+// position moves past them in order.
+func (c *Consumer) handle(msg Message) {
+	seq := msg.Seq
+	if msg.Delivered > 1 {
 		c.m.Redeliveries.Inc()
 	}
-	c.m.ConsumerLag.Set(float64(meta.NumPending))
-	b, err := schema.Decode(msg.Data(), schema.DecodeOptions{MaxMessageBytes: c.cfg.MaxMessageBytes})
+	c.m.ConsumerLag.Set(float64(msg.Pending))
+	b, err := schema.Decode(msg.Data, schema.DecodeOptions{MaxMessageBytes: c.cfg.MaxMessageBytes})
 	if err == nil {
 		err = c.check(b)
 	}
 	if err != nil {
 		c.m.BadMessages.Inc()
-		c.log.Error("bad message, terminated (it will not be redelivered)", "stream", c.cfg.Stream, "seq", seq, "subject", msg.Subject(), "err", err)
-		_ = msg.TermWithReason(truncate(err.Error(), 200))
-		c.advance(seq)
+		c.log.Error("bad message, terminated (it will not be redelivered)", "stream", c.cfg.Stream, "seq", seq, "subject", msg.Subject, "err", err)
+		if msg.Term != nil {
+			_ = msg.Term(truncate(err.Error(), 200))
+		}
+		c.mu.Lock()
+		c.queue = append(c.queue, queued{seq: seq})
+		c.admit()
+		c.mu.Unlock()
 		return
 	}
 	c.mu.Lock()
-	first := b.Pairs[0]
-	set := c.seenSet(first.ProducerID)
-	if set.has(first.BatchSeq) {
-		c.mu.Unlock()
-		c.m.Duplicates.Inc()
-		c.log.Debug("duplicate batch dropped", "producer", first.ProducerID, "batch", first.BatchSeq, "seq", seq)
-		_ = msg.Ack()
-		c.advance(seq)
-		return
-	}
 	if c.header == nil {
 		h := b.Header
 		c.header = &h
 	}
-	set.add(first.BatchSeq)
-	for _, p := range b.Pairs {
-		c.pool = append(c.pool, Entry{Pair: p, StreamSeq: seq})
-	}
-	c.position = max(c.position, seq)
+	c.queue = append(c.queue, queued{seq: seq, batch: b})
+	c.queuedPairs += len(b.Pairs)
 	c.pairsPerMsg = len(b.Pairs)
-	c.lag = meta.NumPending
-	if c.OnAck != nil {
-		c.OnAck(b, seq)
-	}
-	c.m.PoolSize.Set(float64(len(c.pool)))
+	c.lag = msg.Pending
 	c.m.Messages.Inc()
+	c.admit()
 	c.cond.Broadcast()
 	c.mu.Unlock()
-	// Acked after the pairs are in the pool: a lost ack means a
-	// redelivery, which the dedup state drops.
-	if err := msg.Ack(); err != nil {
-		c.log.Warn("ack failed (the message will be redelivered and dropped as a duplicate)", "seq", seq, "err", err)
+	// Acked once queued: a lost ack means a redelivery, which the dedup
+	// state drops; a crash before the next checkpoint restarts the durable
+	// consumer after the checkpoint's position, acked or not.
+	if msg.Ack != nil {
+		if err := msg.Ack(); err != nil {
+			c.log.Warn("ack failed (the message will be redelivered and dropped as a duplicate)", "seq", seq, "err", err)
+		}
 	}
 }
 
-func (c *Consumer) advance(seq uint64) {
-	c.mu.Lock()
-	c.position = max(c.position, seq)
-	c.mu.Unlock()
+// admit moves queued messages into the pool, in stream order, while the
+// pool has room; c.mu is held. The pool only shrinks in Take, so whenever
+// admit runs between two draws, the pool at the second draw is the same:
+// what was there plus whole messages in order until it was full.
+func (c *Consumer) admit() {
+	moved := false
+	for len(c.pool) < c.cfg.PoolPairs && len(c.queue) > 0 {
+		q := c.queue[0]
+		c.queue[0] = queued{}
+		c.queue = c.queue[1:]
+		moved = true
+		c.position = max(c.position, q.seq)
+		if q.batch == nil {
+			continue
+		}
+		c.queuedPairs -= len(q.batch.Pairs)
+		first := q.batch.Pairs[0]
+		set := c.seenSet(first.ProducerID)
+		if set.has(first.BatchSeq) {
+			c.m.Duplicates.Inc()
+			c.log.Debug("duplicate batch dropped", "producer", first.ProducerID, "batch", first.BatchSeq, "seq", q.seq)
+			continue
+		}
+		set.add(first.BatchSeq)
+		for _, p := range q.batch.Pairs {
+			c.pool = append(c.pool, Entry{Pair: p, StreamSeq: q.seq})
+		}
+		if c.OnAck != nil {
+			c.OnAck(q.batch, q.seq)
+		}
+	}
+	if moved {
+		c.m.PoolSize.Set(float64(len(c.pool)))
+		c.cond.Broadcast()
+	}
 }
 
 func truncate(s string, n int) string {
@@ -329,7 +479,9 @@ func (c *Consumer) seenSet(producer string) *seqSet {
 }
 
 // Take removes n pairs drawn uniformly at random (by r) from the pool,
-// waiting until the pool holds at least n. It returns how long it waited.
+// waiting until the pool holds at least n (with Config.Deterministic: until
+// it is full, or the source has ended). It returns how long it waited, and
+// ErrExhausted when the source has ended with fewer than n pairs left.
 func (c *Consumer) Take(ctx context.Context, n int, r *rand.Rand) ([]Entry, time.Duration, error) {
 	if n > c.cfg.PoolPairs {
 		return nil, 0, fmt.Errorf("consumer: a batch of %d is larger than the pool (%d pairs)", n, c.cfg.PoolPairs)
@@ -338,11 +490,25 @@ func (c *Consumer) Take(ctx context.Context, n int, r *rand.Rand) ([]Entry, time
 	defer c.wakeOnDone(ctx)()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for len(c.pool) < n {
+	want := n
+	if c.cfg.Deterministic {
+		want = c.cfg.PoolPairs
+	}
+	for {
+		c.admit()
+		if len(c.pool) >= want || (c.ended && len(c.queue) == 0) {
+			break
+		}
+		if c.failed != nil {
+			return nil, time.Since(t0), c.failed
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, time.Since(t0), err
 		}
 		c.cond.Wait()
+	}
+	if len(c.pool) < n {
+		return nil, time.Since(t0), fmt.Errorf("%w: %d pairs left, %d asked for", ErrExhausted, len(c.pool), n)
 	}
 	out := make([]Entry, n)
 	for i := range out {

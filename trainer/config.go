@@ -63,11 +63,25 @@ type Config struct {
 	// DiscLRScale multiplies the discriminator's learning rate (two
 	// time-scale updates; 0 or 1: the same rate as the other networks).
 	DiscLRScale float64 `yaml:"disc_lr_scale" json:"disc_lr_scale"`
+	// StreamPool is the shuffle pool of a trainer fed by the pair stream,
+	// in pairs (0: 8 x batch). Each step's pairs are drawn from a full
+	// pool, so a replay must use the same size: it is recorded in the run's
+	// config.yaml.
+	StreamPool int `yaml:"stream_pool,omitempty" json:"stream_pool,omitempty"`
 	// Intervals in steps (0 disables): progress lines, kernel/sample
 	// pictures, checkpoints.
 	LogEvery        int `yaml:"log_every" json:"log_every"`
 	SampleEvery     int `yaml:"sample_every" json:"sample_every"`
 	CheckpointEvery int `yaml:"checkpoint_every" json:"checkpoint_every"`
+}
+
+// PoolPairs is the stream consumer's shuffle pool size (StreamPool, or 8
+// x Batch when unset).
+func (c *Config) PoolPairs() int {
+	if c.StreamPool > 0 {
+		return c.StreamPool
+	}
+	return 8 * c.Batch
 }
 
 // Scale is the super-resolution factor.
@@ -127,6 +141,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Optim.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.StreamPool < 0 || (c.StreamPool > 0 && c.StreamPool < c.Batch) {
+		errs = append(errs, fmt.Errorf("stream_pool %d must be at least the batch %d", c.StreamPool, c.Batch))
 	}
 	if c.DiscLRScale < 0 {
 		errs = append(errs, fmt.Errorf("disc_lr_scale %g must not be negative", c.DiscLRScale))

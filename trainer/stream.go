@@ -35,6 +35,11 @@ type StreamOptions struct {
 	OnTrained func(step int, pairs []consumer.Entry)
 	// OnAck is passed to the consumer (see consumer.Consumer.OnAck).
 	OnAck func(b *schema.Batch, streamSeq uint64)
+	// OpenSource, when set, replaces the durable JetStream consumer (JS and
+	// Consumer's stream, durable and subject are then unused): it returns
+	// the messages after stream sequence after (a replay of an exported
+	// archive, say; see ArchiveSource).
+	OpenSource func(ctx context.Context, after uint64) (consumer.Source, error)
 }
 
 // Checkpoint metadata and tensors of the stream state.
@@ -130,7 +135,23 @@ func (t *Trainer) startStream(ctx context.Context) error {
 		so.Metrics = metrics.NewTrainer(nil)
 	}
 	t.m = so.Metrics
-	c, err := consumer.New(ctx, so.JS, so.Consumer, t.streamRestored, t.log, so.Metrics)
+	// The pool is filled before every draw, so that the pairs a step trains
+	// on depend only on the stream's order and the step's seed: a replay of
+	// the same messages trains identically (docs/reproducibility.md).
+	cfg := so.Consumer
+	cfg.Deterministic = true
+	cfg.PoolPairs = t.cfg.PoolPairs()
+	var c *consumer.Consumer
+	var err error
+	if so.OpenSource != nil {
+		var src consumer.Source
+		if src, err = so.OpenSource(ctx, t.streamRestored.Position); err != nil {
+			return err
+		}
+		c, err = consumer.NewFromSource(src, cfg, t.streamRestored, t.log, so.Metrics)
+	} else {
+		c, err = consumer.New(ctx, so.JS, cfg, t.streamRestored, t.log, so.Metrics)
+	}
 	if err != nil {
 		return err
 	}

@@ -465,6 +465,14 @@ func (t *Trainer) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				continue // interrupted while waiting for data: checkpoint above
 			}
+			if errors.Is(err, consumer.ErrExhausted) {
+				// A replayed archive ran out: keep what was trained.
+				t.log.Warn("the pair source is exhausted, stopping", "step", t.step, "steps", c.Steps)
+				if serr := t.Save(); serr != nil {
+					return serr
+				}
+				return fmt.Errorf("trainer: stopped at step %d of %d: %w", t.step, c.Steps, err)
+			}
 			return err
 		}
 		t.acc.add("step_s", time.Since(waitStart).Seconds())

@@ -87,7 +87,7 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 			Consumer: consumer.Config{
 				Stream: conn.stream.Name, Durable: "trainer-" + *run,
 				Subject:   producer.SubjectFor(conn.stream.Subject, *run, "*"),
-				PoolPairs: 8 * cfg.Batch,
+				PoolPairs: cfg.PoolPairs(),
 			},
 			PublishEvery: *publishEvery,
 			Metrics:      metrics.NewTrainer(promReg),

@@ -151,11 +151,18 @@ func Pipeline(ctx context.Context, o PipelineOptions) error {
 	if cfg.TrainsPDM() {
 		treg = reg
 	}
+	if cfg.StreamPool == 0 {
+		// At least two producer batches; recorded in config.yaml, which a
+		// replay of this run's stream uses.
+		c := *cfg
+		c.StreamPool = max(4*cfg.Batch, 2*o.BatchPairs)
+		cfg = &c
+	}
 	t, err := trainer.New(cfg, trainer.Options{LRDir: o.LR, Out: o.Out, Log: o.Log, Progress: o.Progress, Stream: &trainer.StreamOptions{
 		JS: js,
 		Consumer: consumer.Config{
 			Stream: o.Stream.Name, Durable: durable, Subject: producer.SubjectFor(o.Stream.Subject, o.Run, "*"),
-			PoolPairs: max(4*cfg.Batch, 2*o.BatchPairs),
+			PoolPairs: cfg.PoolPairs(),
 		},
 		Registry: treg, PublishEvery: o.PublishEvery, Metrics: tm, OnAck: o.OnAck, OnTrained: o.OnTrained,
 	}})
