@@ -42,6 +42,7 @@ func (p *PDM) Degrade(hr []float32, h, w int, r *rand.Rand) (*Degraded, error) {
 		feeds["zn"] = zn
 	}
 	out := p.Forward(g, g.Input("hr", 1, 3, h, w), zkN, znN, false)
+	g.Keep(out.Fake, out.Clean, out.Noise, out.Kernel)
 	if err := g.Err(); err != nil {
 		return nil, err
 	}
@@ -116,6 +117,7 @@ func (e *EDSR) upscaleTile(lr []float32, h, w, wy0, wx0, wy1, wx1, y0, x0, y1, x
 		bic = g.Input("bic", 1, 3, th*s, tw*s)
 	}
 	sr := e.Forward(g, lrN, bic)
+	g.Keep(sr)
 	if err := g.Err(); err != nil {
 		return err
 	}
@@ -171,6 +173,7 @@ func (p *PDM) NewSampler(n, h, w int) (*Sampler, error) {
 		znN = g.Input("zn", sm.znShape...)
 	}
 	sm.out = p.Forward(g, g.Input("hr", n, 3, h, w), g.Input("zk", sm.zkShape...), znN, false)
+	g.Keep(sm.out.Fake, sm.out.Clean, sm.out.Noise, sm.out.Kernel)
 	if err := g.Err(); err != nil {
 		g.Close()
 		return nil, err

@@ -3,6 +3,7 @@ package model
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -30,6 +31,13 @@ type Graph struct {
 	vm      G.VM
 	nInputs int
 	flops   int64 // forward convolution FLOPs added by Conv
+
+	// Buffer reuse: op outputs come from arena and go back when their last
+	// reader has run (plan).
+	arena   *Arena
+	kops    map[*G.Node]*kop
+	kept    map[*G.Node]bool
+	planned bool
 }
 
 // NewGraph starts an empty graph computing in dt (tensor.Float32 for
@@ -43,6 +51,33 @@ func NewGraph(dt tensor.Dtype) *Graph {
 		train:  map[*Param]bool{},
 		grads:  map[*Param]*G.Node{},
 		inputs: map[string]*G.Node{},
+		arena:  NewArena(),
+		kops:   map[*G.Node]*kop{},
+		kept:   map[*G.Node]bool{},
+	}
+}
+
+// ShareArena makes g take its op outputs from a's arena, so that graphs
+// that run one after another (a training step's) reuse each other's
+// buffers. Call it before g first runs. Graphs sharing an arena must not
+// run concurrently.
+func (g *Graph) ShareArena(a *Graph) {
+	if g.planned {
+		g.fail(errors.New("model: ShareArena after the graph ran"))
+		return
+	}
+	g.arena = a.arena
+}
+
+// Keep marks nodes whose values are read after Run (Float32s, Scalar):
+// their buffers stay valid until the graph runs again. Every other op
+// output goes back to the arena as soon as the last op reading it has run,
+// and reading it after Run panics. Parameter gradients are kept anyway.
+func (g *Graph) Keep(ns ...*G.Node) {
+	for _, n := range ns {
+		if n != nil {
+			g.kept[n] = true
+		}
 	}
 }
 
@@ -143,7 +178,65 @@ func (g *Graph) apply(o *kop, ins ...*G.Node) *G.Node {
 		return nil
 	}
 	g.needs[n] = any
+	// gorgonia merges identical nodes: the node's op is the kop that runs.
+	if k, ok := n.Op().(*kop); ok && g.kops[n] == nil {
+		k.node = n
+		for _, in := range ins {
+			if ik, ok := in.Op().(*kop); ok && !slices.Contains(k.inKops, ik) {
+				k.inKops = append(k.inKops, ik)
+			}
+		}
+		g.kops[n] = k
+	}
 	return n
+}
+
+// plan counts the readers of every op output before the first Run. An
+// output is pinned (kept until the next Run) when it is kept, a parameter
+// gradient, a scalar, or read by an op that is not a kop (gorgonia's own
+// gradient sums, which may write into their first input in place).
+func (g *Graph) plan() {
+	grads := map[*G.Node]bool{}
+	for _, n := range g.grads {
+		grads[n] = true
+	}
+	for n, k := range g.kops {
+		k.readers, k.pinned = 0, g.kept[n] || grads[n] || k.outShape.Dims() == 0
+		it := g.eg.To(n.ID())
+		for it.Next() {
+			r := it.Node().(*G.Node)
+			k.readers++
+			if _, ok := r.Op().(*kop); !ok {
+				k.pinned = true
+			}
+		}
+	}
+	g.planned = true
+}
+
+// ran is called by a kop after it has written its output: the inputs it
+// was the last reader of go back to the arena.
+func (g *Graph) ran(o *kop) {
+	for _, ik := range o.inKops {
+		ik.remaining--
+		if ik.remaining == 0 && !ik.pinned {
+			ik.release()
+		}
+	}
+}
+
+// release returns the op's output buffer to the arena.
+func (o *kop) release() {
+	if o.out == nil || o.released {
+		return
+	}
+	switch d := o.out.Data().(type) {
+	case []float32:
+		putArena(o.g.arena, d)
+	case []float64:
+		putArena(o.g.arena, d)
+	}
+	o.released = true
 }
 
 // Backward adds the gradient of the scalar loss with respect to every
@@ -182,6 +275,16 @@ func (g *Graph) Run(feeds map[string]*tensor.Dense) error {
 	}
 	if g.vm == nil {
 		g.vm = G.NewTapeMachine(g.eg)
+	}
+	if !g.planned {
+		g.plan()
+	}
+	// What the last Run kept goes back now; every op starts anew.
+	for _, k := range g.kops {
+		if k.out != nil && k.outShape.Dims() > 0 {
+			k.release()
+		}
+		k.remaining = k.readers
 	}
 	g.vm.Reset()
 	for name, n := range g.inputs {
@@ -240,11 +343,20 @@ func (g *Graph) Trained() []*Param {
 	return ps
 }
 
+// checkLive panics when n's buffer went back to the arena during Run:
+// reading it would return another op's data. The graph must Keep it.
+func checkLive(n *G.Node) {
+	if k, ok := n.Op().(*kop); ok && k.released {
+		panic(fmt.Sprintf("model: the value of %s was read after its buffer was reused; Keep the node", k.name))
+	}
+}
+
 // Float32s returns the float32 data of a node's value after Run.
 func Float32s(n *G.Node) []float32 {
 	if n == nil {
 		return nil
 	}
+	checkLive(n)
 	d, _ := valueData[float32](n.Value())
 	return d
 }
@@ -254,6 +366,7 @@ func Float64s(n *G.Node) []float64 {
 	if n == nil {
 		return nil
 	}
+	checkLive(n)
 	d, _ := valueData[float64](n.Value())
 	return d
 }

@@ -164,6 +164,7 @@ func cleanAt(t *testing.T, pdm *PDM, feeds map[string]*tensor.Dense, n, hr int) 
 	defer g.Close()
 	zk := feeds["zk"]
 	out := pdm.Forward(g, g.Input("hr", n, 3, hr, hr), g.Input("zk", zk.Shape()...), optionalInput(g, feeds, "zn"), true)
+	g.Keep(out.Clean)
 	f := map[string]*tensor.Dense{"hr": feeds["hr"], "zk": zk}
 	if z, ok := feeds["zn"]; ok {
 		f["zn"] = z

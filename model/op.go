@@ -24,10 +24,12 @@ type gradFn func(g *Graph, inputs G.Nodes, output, grad *G.Node, diff []bool) (G
 // of pdmflow's networks is one: gorgonia provides the graph, the symbolic
 // differentiation and the tape machine, kernels the arithmetic.
 //
-// A kop is applied to exactly one set of inputs (one node): it keeps its
-// output buffer between runs of the graph, so a training step does not
-// allocate its activations again. Values read from a graph are therefore
-// valid until the graph runs again.
+// A kop is applied to exactly one set of inputs (one node). Its output
+// buffer comes from the graph's Arena each run and goes back as soon as
+// the last op reading it has run (Graph.plan), so a training step neither
+// allocates its activations again nor holds every activation and gradient
+// of every graph at once. Values read from a graph after Run must be kept
+// (Graph.Keep); they are valid until the graph runs again.
 type kop struct {
 	name     string         // the op and its parameters; also its hash
 	inShapes []tensor.Shape // expected input shapes (empty: scalar)
@@ -38,6 +40,16 @@ type kop struct {
 	grad     gradFn
 	g        *Graph
 	out      G.Value
+
+	// Buffer reuse (see Graph.plan): the kops this one reads, how many
+	// nodes read this one's output, how many of them have yet to run in the
+	// current Run, and whether the buffer must outlive its readers.
+	node      *G.Node
+	inKops    []*kop
+	readers   int
+	remaining int
+	pinned    bool
+	released  bool
 }
 
 var (
@@ -139,10 +151,23 @@ func run[T kernels.Float](o *kop, fn opFn[T], dt tensor.Dtype, inputs []G.Value)
 	if o.outShape.Dims() == 0 {
 		out := make([]T, 1)
 		fn(out, in)
+		if o.g != nil && o.g.arena != nil {
+			o.g.ran(o)
+		}
 		if dt == tensor.Float32 {
 			return G.NewF32(float32(out[0])), nil
 		}
 		return G.NewF64(float64(out[0])), nil
+	}
+	if o.g != nil && o.g.arena != nil {
+		// The buffer comes from the graph's arena each Run and goes back
+		// when its last reader has run (Graph.plan).
+		buf := getArena[T](o.g.arena, o.outShape.TotalSize())
+		o.out = tensor.New(tensor.WithShape(o.outShape.Clone()...), tensor.WithBacking(buf))
+		o.released = false
+		fn(buf, in)
+		o.g.ran(o)
+		return o.out, nil
 	}
 	if d, ok := o.out.(*tensor.Dense); !ok || d.Dtype() != dt {
 		o.out = tensor.New(tensor.Of(dt), tensor.WithShape(o.outShape.Clone()...))

@@ -217,6 +217,7 @@ func (t *Trainer) build() error {
 			loss = g.Sum(loss, t.n.kCenter)
 		}
 		t.n.fake, t.n.kern, t.n.noise = out.Fake, out.Kernel, out.Noise
+		g.Keep(out.Fake, out.Kernel, out.Noise) // read after the step
 		g.Backward(loss)
 		if err := g.Err(); err != nil {
 			return fmt.Errorf("trainer: PDM step graph: %w", err)
@@ -243,6 +244,7 @@ func (t *Trainer) build() error {
 				znN = g.Input("zn", zn...)
 			}
 			t.n.avgFake = t.PDMAvg.Forward(g, g.Input("hr", b, 3, s, s), g.Input("zk", zk...), znN, false).Fake
+			g.Keep(t.n.avgFake)
 			if err := g.Err(); err != nil {
 				return fmt.Errorf("trainer: averaged PDM graph: %w", err)
 			}
@@ -257,6 +259,7 @@ func (t *Trainer) build() error {
 				znN = g.Input("zn", zn...)
 			}
 			t.n.fakeOnly = t.PDM.Forward(g, g.Input("hr", b, 3, s, s), g.Input("zk", zk...), znN, true).Fake
+			g.Keep(t.n.fakeOnly)
 			if err := g.Err(); err != nil {
 				return fmt.Errorf("trainer: PDM forward graph: %w", err)
 			}
@@ -276,6 +279,13 @@ func (t *Trainer) build() error {
 		return fmt.Errorf("trainer: SR step graph: %w", err)
 	}
 	t.gSR = g
+	// The step's graphs run one after another: they share one arena, so
+	// each reuses the buffers the others have finished with.
+	for _, o := range []*model.Graph{t.gPDM, t.gD, t.gAvg, t.gFake} {
+		if o != nil {
+			o.ShareArena(t.gSR)
+		}
+	}
 	return nil
 }
 

@@ -86,6 +86,7 @@ func runKernels(p *model.PDM, zk *tensor.Dense) ([]float32, error) {
 	g := model.NewGraph(tensor.Float32)
 	defer g.Close()
 	k := p.KernelNet(g, g.Input("zk", zk.Shape()...), false)
+	g.Keep(k)
 	if err := g.Err(); err != nil {
 		return nil, err
 	}
