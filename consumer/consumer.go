@@ -99,10 +99,11 @@ type Message struct {
 
 // Source delivers stream messages in stream order.
 type Source interface {
-	// Fetch returns up to max messages, in order, after those already
-	// returned; it may return none when nothing arrived in time. It returns
-	// io.EOF (with any last messages) once the source has no more.
-	Fetch(ctx context.Context, max int) ([]Message, error)
+	// Fetch passes up to max messages to handle, in order, after those
+	// already delivered, each as soon as it is there (a consumer must not
+	// wait for the whole batch). It may deliver none when nothing arrived
+	// in time. It returns io.EOF once the source has no more.
+	Fetch(ctx context.Context, max int, handle func(Message)) error
 }
 
 func (c *Config) defaults() {
@@ -268,23 +269,22 @@ func newConsumer(cfg Config, st State, log *slog.Logger, m *metrics.Trainer) (*C
 // jsSource is the durable JetStream consumer as a Source.
 type jsSource struct{ cons jetstream.Consumer }
 
-func (s *jsSource) Fetch(ctx context.Context, max int) ([]Message, error) {
+func (s *jsSource) Fetch(ctx context.Context, max int, handle func(Message)) error {
 	batch, err := s.cons.Fetch(max, jetstream.FetchMaxWait(time.Second))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var out []Message
 	for msg := range batch.Messages() {
 		m := Message{Subject: msg.Subject(), Data: msg.Data(), Ack: msg.Ack, Term: msg.TermWithReason}
 		if meta, err := msg.Metadata(); err == nil {
 			m.Seq, m.Delivered, m.Pending = meta.Sequence.Stream, meta.NumDelivered, meta.NumPending
 		}
-		out = append(out, m)
+		handle(m)
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
-		return out, err
+		return err
 	}
-	return out, nil
+	return nil
 }
 
 // Run fetches into the read-ahead queue until ctx ends or the source is
@@ -306,10 +306,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
-		msgs, err := c.src.Fetch(ctx, room)
-		for _, m := range msgs {
-			c.handle(m)
-		}
+		n := 0
+		err := c.src.Fetch(ctx, room, func(m Message) { c.handle(m); n++ })
 		if errors.Is(err, io.EOF) {
 			c.mu.Lock()
 			c.ended = true
@@ -328,7 +326,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				break
 			}
-			c.log.Warn("fetch failed, retrying", "err", err, "messages", len(msgs), "retry_in", backoff)
+			c.log.Warn("fetch failed, retrying", "err", err, "messages", n, "retry_in", backoff)
 			sleep(ctx, backoff)
 			backoff = min(2*backoff, 5*time.Second)
 			continue

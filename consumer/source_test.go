@@ -20,26 +20,25 @@ type listSource struct {
 	at   int
 }
 
-func (s *listSource) Fetch(ctx context.Context, max int) ([]Message, error) {
-	if s.r != nil {
-		time.Sleep(time.Duration(s.r.IntN(300)) * time.Microsecond)
-	}
+func (s *listSource) Fetch(ctx context.Context, max int, handle func(Message)) error {
 	n := max
 	if s.r != nil {
 		n = 1 + s.r.IntN(max)
 	}
-	var out []Message
-	for len(out) < n && s.next < len(s.msgs) {
-		if s.fail != nil && s.next == s.at {
-			return out, Permanent(s.fail)
+	for i := 0; i < n && s.next < len(s.msgs); i++ {
+		if s.r != nil {
+			time.Sleep(time.Duration(s.r.IntN(100)) * time.Microsecond)
 		}
-		out = append(out, s.msgs[s.next])
+		if s.fail != nil && s.next == s.at {
+			return Permanent(s.fail)
+		}
+		handle(s.msgs[s.next])
 		s.next++
 	}
 	if s.next == len(s.msgs) {
-		return out, io.EOF
+		return io.EOF
 	}
-	return out, nil
+	return nil
 }
 
 // recorded builds a stream of 40 batches of 3 pairs from two producers,
