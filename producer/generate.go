@@ -104,19 +104,32 @@ type batchMeta struct {
 
 // generate draws n samples of batch m from images.
 func (g *generator) generate(images *dataset.Dataset, n int, m batchMeta) (*schema.Batch, error) {
+	seeds := make([]uint64, n)
+	for i := range seeds {
+		seeds[i] = SampleSeed(m.runSeed, m.producer, m.batchSeq, uint32(i))
+	}
+	return g.generateSeeds(images, seeds, m)
+}
+
+// generateSeeds draws the samples of batch m with the given per-row seeds.
+func (g *generator) generateSeeds(images *dataset.Dataset, seeds []uint64, m batchMeta) (*schema.Batch, error) {
+	n := len(seeds)
 	s, ls := g.hrSize, g.lrSize()
 	hrN, lrN := 3*s*s, 3*ls*ls
 	g.hrBuf = grow(g.hrBuf, n*hrN)
 	rands := make([]*rand.Rand, n)
 	b := &schema.Batch{Header: g.header(), Pairs: make([]schema.Pair, n)}
-	for i := 0; i < n; i++ {
-		seed := SampleSeed(m.runSeed, m.producer, m.batchSeq, uint32(i))
+	for i, seed := range seeds {
 		r := SampleRand(seed)
-		c := images.Sample(r, s, g.hrBuf[i*hrN:(i+1)*hrN])
+		// The crop in 8 bits is x_ref; the degradation reads it as v/255,
+		// exactly what dataset.Extract would give.
+		c := images.Draw(r, s)
 		it := images.Items[c.Image]
 		x := make([]uint8, hrN)
-		for j, v := range g.hrBuf[i*hrN : (i+1)*hrN] {
-			x[j] = uint8(math.Round(float64(v) * 255))
+		images.ExtractU8(c, x)
+		hr := g.hrBuf[i*hrN : (i+1)*hrN]
+		for j, v := range x {
+			hr[j] = float32(v) / 255
 		}
 		b.Pairs[i] = schema.Pair{
 			SampleID:       fmt.Sprintf("%s/%s/%d/%d", m.run, m.producer, m.batchSeq, i),

@@ -85,9 +85,9 @@ func newW3(ctx context.Context, s Shapes) (_ *workload, err error) {
 	side := 2 * s.HR
 	w.images = &dataset.Dataset{Dir: "memory"}
 	for i := 0; i < 4; i++ {
-		pix := make([]float32, 3*side*side)
+		pix := make([]uint8, 3*side*side)
 		for j := range pix {
-			pix[j] = float32(r.IntN(256)) / 255
+			pix[j] = uint8(r.IntN(256))
 		}
 		w.images.Items = append(w.images.Items, dataset.Item{Path: fmt.Sprintf("bench%d.png", i), W: side, H: side, Pix: pix})
 	}
