@@ -61,17 +61,21 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"run":     {"run the demo end to end: make data, train PDM-SR and a bicubic baseline, compare", cmdRun},
-	"train":   {"train PDM and the SR network on HR images (or the pair stream) and real LR images", cmdTrain},
-	"produce": {"generate pairs with the current PDM weights and publish them to JetStream", cmdProduce},
-	"broker":  {"run a standalone NATS JetStream server for multi-host deployments", cmdBroker},
-	"degrade": {"apply a trained PDM to HR images (deterministic for a seed)", cmdDegrade},
-	"sr":      {"super-resolve LR images with trained SR weights (or bicubic)", cmdSR},
-	"eval":    {"PSNR and SSIM of SR images against ground truth", cmdEval},
-	"synth":   {"build the demo's data: synthetic real-LR set, HR set, validation pairs", cmdSynth},
-	"presets": {"list the built-in configs, or print one as YAML", cmdPresets},
-	"version": {"print the version", cmdVersion},
-	"bench":   {"measure workloads W1-W3 (pairs/s, GFLOP/s, peak RSS) against the PyTorch reference", cmdBench},
+	"run":        {"run the demo end to end: make data, train PDM-SR and a bicubic baseline, compare", cmdRun},
+	"train":      {"train PDM and the SR network on HR images (or the pair stream) and real LR images", cmdTrain},
+	"produce":    {"generate pairs with the current PDM weights and publish them to JetStream", cmdProduce},
+	"broker":     {"run a standalone NATS JetStream server for multi-host deployments", cmdBroker},
+	"degrade":    {"apply a trained PDM to HR images (deterministic for a seed)", cmdDegrade},
+	"sr":         {"super-resolve LR images with trained SR weights (or bicubic)", cmdSR},
+	"eval":       {"PSNR and SSIM of SR images against ground truth", cmdEval},
+	"synth":      {"build the demo's data: synthetic real-LR set, HR set, validation pairs", cmdSynth},
+	"presets":    {"list the built-in configs, or print one as YAML", cmdPresets},
+	"version":    {"print the version", cmdVersion},
+	"bench":      {"measure workloads W1-W3 (pairs/s, GFLOP/s, peak RSS) against the PyTorch reference", cmdBench},
+	"replay":     {"train again on a recorded stream (an archive, or the stream from a sequence or time): bit-identical on CPU", cmdReplay},
+	"regenerate": {"recompute archived pairs from their seeds, crops and weights and check them bit for bit", cmdRegenerate},
+	"export":     {"copy a range of the pair stream, byte for byte, into an archive (directory or S3)", cmdExport},
+	"inspect":    {"show the stream and its consumers, an archive, or one sample as JSON and PNGs", cmdInspect},
 }
 
 // errUsage marks errors in how the command was called (exit code 2).
@@ -85,7 +89,7 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-11s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintf(w, "\nRun 'pdmflow COMMAND --help' for a command's flags.\n")
 }

@@ -1,0 +1,335 @@
+package archive
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pdmflow/pdmflow/schema"
+	"github.com/pdmflow/pdmflow/store"
+)
+
+// ExportOptions says what part of the stream Export archives.
+type ExportOptions struct {
+	Stream string // stream name, default DefaultStream
+	// Filter is the subject filter, default DefaultFilter (every run);
+	// "pdmflow.pairs.RUN.>" archives one run.
+	Filter string
+	// FromSeq and ToSeq bound the stream sequences, both inclusive. 0 means
+	// the first message, and the stream's last sequence when the export
+	// starts: messages published during the export are never included.
+	FromSeq, ToSeq uint64
+	// Since and Until bound the stream timestamps, both inclusive (zero:
+	// unbounded). They combine with FromSeq and ToSeq. The export stops at
+	// the first message stamped after Until.
+	Since, Until time.Time
+	Log          *slog.Logger // nil: no logging
+	// Progress, when set, is called after each message is stored with the
+	// number stored so far and an estimate of the total (exact once the
+	// export ends). Calls are never concurrent.
+	Progress func(done, total int)
+}
+
+// writers is the number of message objects Export stores at once; it
+// hides object-store latency (S3 round trips, fsync) behind the stream.
+const writers = 4
+
+// minPullBytes bounds the consumer's buffer: at least this much, or two
+// of the stream's largest messages.
+const minPullBytes = 64 << 20
+
+// idleCheck is how long Export waits for a message before asking the
+// server whether any is left (one could vanish to retention in between).
+const idleCheck = 5 * time.Second
+
+// Export copies the messages of stream o.Stream that match o.Filter, in the
+// range o gives, into dst, then writes the manifest and returns it.
+//
+// It reads the stream in order with an ordered consumer (ephemeral, no
+// acks: it changes nothing for other consumers) and streams through it:
+// each message is stored under MessageKey(seq) with exactly its stream
+// bytes. A message that schema.Decode refuses is stored too, with
+// Message.Error set. The manifest is stored last, with a conditional put;
+// until then dst holds an incomplete archive. On any error (a failed
+// write, the stream going away, ctx ending) Export writes no manifest and
+// returns an error naming the key concerned; running it again into the
+// same dst rewrites the message objects.
+//
+// Export refuses a dst that already holds a manifest (ErrExists) and a
+// range without any matching message (ErrEmpty).
+func Export(ctx context.Context, js jetstream.JetStream, dst *store.Bucket, o ExportOptions) (*Manifest, error) {
+	if o.Stream == "" {
+		o.Stream = DefaultStream
+	}
+	if o.Filter == "" {
+		o.Filter = DefaultFilter
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if o.ToSeq != 0 && o.FromSeq > o.ToSeq {
+		return nil, fmt.Errorf("archive: export: from-seq %d is after to-seq %d", o.FromSeq, o.ToSeq)
+	}
+	if !o.Since.IsZero() && !o.Until.IsZero() && o.Until.Before(o.Since) {
+		return nil, fmt.Errorf("archive: export: until %s is before since %s", o.Until.Format(time.RFC3339Nano), o.Since.Format(time.RFC3339Nano))
+	}
+	if _, err := dst.Stat(ctx, ManifestKey); err == nil {
+		return nil, fmt.Errorf("%w: %s holds %s; export into an empty destination", ErrExists, dst.URL(), ManifestKey)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("archive: export: %w", err)
+	}
+	st, err := js.Stream(ctx, o.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("archive: export: stream %s: %w", o.Stream, err)
+	}
+	info := st.CachedInfo()
+	state := info.State
+	end := state.LastSeq
+	if o.ToSeq != 0 {
+		end = min(end, o.ToSeq)
+	}
+	if o.FromSeq > 0 && o.FromSeq < state.FirstSeq {
+		log.Warn("the stream no longer holds the start of the range: the export starts at its first message",
+			"stream", o.Stream, "from_seq", o.FromSeq, "first_seq", state.FirstSeq)
+	}
+	if state.Msgs == 0 || end < max(o.FromSeq, state.FirstSeq) {
+		return nil, fmt.Errorf("%w: stream %s holds seq %d..%d, the range asks for %d..%d", ErrEmpty, o.Stream, state.FirstSeq, state.LastSeq, o.FromSeq, end)
+	}
+	pullBytes := minPullBytes
+	if mms := int(info.Config.MaxMsgSize); mms > 0 {
+		pullBytes = max(pullBytes, 2*mms)
+	}
+	cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{o.Filter}}
+	switch {
+	case o.FromSeq > 0:
+		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, o.FromSeq
+	case !o.Since.IsZero():
+		since := o.Since
+		cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+	}
+	cons, err := js.OrderedConsumer(ctx, o.Stream, cc)
+	if err != nil {
+		return nil, fmt.Errorf("archive: export: consumer on %s: %w", o.Stream, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxBytes(pullBytes))
+	if err != nil {
+		return nil, fmt.Errorf("archive: export: consumer on %s: %w", o.Stream, err)
+	}
+	defer func() {
+		it.Stop()
+		// Best effort: the server drops it after 5 idle minutes anyway.
+		if ci := cons.CachedInfo(); ci != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = js.DeleteConsumer(dctx, o.Stream, ci.Name)
+			cancel()
+		}
+	}()
+	log.Info("exporting", "stream", o.Stream, "filter", o.Filter, "from_seq", max(o.FromSeq, state.FirstSeq), "to_seq", end, "to", dst.URL())
+
+	e := &exporter{o: o, dst: dst, log: log, end: end, runs: map[string]bool{}, weights: map[Weights]bool{}}
+	e.m = &Manifest{Format: Format, Stream: o.Stream, Filter: o.Filter}
+	if err := e.run(ctx, cons, it); err != nil {
+		return nil, err
+	}
+	m := e.m
+	if len(m.Messages) == 0 {
+		return nil, fmt.Errorf("%w: no message of stream %s in seq %d..%d matches %s and the time range", ErrEmpty, o.Stream, max(o.FromSeq, state.FirstSeq), end, o.Filter)
+	}
+	first, last := m.Messages[0], m.Messages[len(m.Messages)-1]
+	m.FirstSeq, m.LastSeq, m.FirstTime, m.LastTime = first.Seq, last.Seq, first.Time, last.Time
+	m.Runs = make([]string, 0, len(e.runs))
+	for r := range e.runs {
+		m.Runs = append(m.Runs, r)
+	}
+	slices.Sort(m.Runs)
+	m.Weights = make([]Weights, 0, len(e.weights))
+	for w := range e.weights {
+		m.Weights = append(m.Weights, w)
+	}
+	slices.SortFunc(m.Weights, func(a, b Weights) int {
+		return cmp.Or(cmp.Compare(a.Run, b.Run), cmp.Compare(a.Version, b.Version), cmp.Compare(a.SHA256, b.SHA256))
+	})
+	m.Created = time.Now().UTC()
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("archive: export: %w", err)
+	}
+	if err := dst.PutIfAbsent(ctx, ManifestKey, append(data, '\n')); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return nil, fmt.Errorf("%w: %s: another export finished there first", ErrExists, dst.URL())
+		}
+		return nil, fmt.Errorf("archive: export: writing the manifest (the archive stays incomplete): %w", err)
+	}
+	log.Info("export done", "to", dst.URL(), "messages", len(m.Messages), "pairs", m.Pairs, "bytes", m.Bytes, "first_seq", m.FirstSeq, "last_seq", m.LastSeq)
+	return m, nil
+}
+
+// exporter is the state of one Export.
+type exporter struct {
+	o   ExportOptions
+	dst *store.Bucket
+	log *slog.Logger
+	end uint64 // last sequence to archive
+
+	m       *Manifest
+	runs    map[string]bool
+	weights map[Weights]bool
+
+	mu    sync.Mutex // guards done, total and the Progress calls
+	done  int
+	total int
+}
+
+type job struct {
+	seq  uint64
+	key  string
+	data []byte
+}
+
+// run reads the range from it and stores each message, with writers
+// goroutines doing the puts. It returns the first error.
+func (e *exporter) run(parent context.Context, cons jetstream.Consumer, it jetstream.MessagesContext) error {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	jobs := make(chan job)
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for j := range jobs {
+				if ctx.Err() != nil {
+					continue // drain after a failure
+				}
+				if err := e.dst.Put(ctx, j.key, j.data); err != nil {
+					cancel(fmt.Errorf("archive: export: storing stream seq %d (no manifest written, the archive is incomplete): %w", j.seq, err))
+					continue
+				}
+				e.stored()
+			}
+		})
+	}
+	readErr := e.read(ctx, cons, it, jobs)
+	close(jobs)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return err // a write failed, or parent ended
+	}
+	if readErr != nil {
+		return readErr
+	}
+	if e.o.Progress != nil {
+		e.mu.Lock()
+		e.o.Progress(e.done, e.done)
+		e.mu.Unlock()
+	}
+	return nil
+}
+
+func (e *exporter) stored() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.done++
+	if e.o.Progress != nil {
+		e.o.Progress(e.done, max(e.total, e.done))
+	}
+}
+
+// read walks the range and queues every message in it on jobs.
+func (e *exporter) read(ctx context.Context, cons jetstream.Consumer, it jetstream.MessagesContext, jobs chan<- job) error {
+	// Nothing delivered and nothing pending: no message matches at all,
+	// and Next would wait forever.
+	ci, err := cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("archive: export: consumer info: %w", err)
+	}
+	if ci.Delivered.Consumer == 0 && ci.NumPending == 0 {
+		return nil
+	}
+	queued := 0
+	for {
+		nctx, ncancel := context.WithTimeout(ctx, idleCheck)
+		msg, err := it.Next(jetstream.NextContext(nctx))
+		ncancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				ci, err := cons.Info(ctx)
+				if err != nil {
+					return fmt.Errorf("archive: export: consumer info: %w", err)
+				}
+				if ci.NumPending == 0 {
+					return nil // what was pending went away (retention)
+				}
+				continue
+			}
+			return fmt.Errorf("archive: export: reading stream %s: %w", e.o.Stream, err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("archive: export: message on %s without JetStream metadata: %w", msg.Subject(), err)
+		}
+		seq, t := meta.Sequence.Stream, meta.Timestamp
+		if seq > e.end || (!e.o.Until.IsZero() && t.After(e.o.Until)) {
+			return nil
+		}
+		if e.o.Since.IsZero() || !t.Before(e.o.Since) {
+			e.record(seq, t, msg.Subject(), msg.Data())
+			queued++
+			e.mu.Lock()
+			e.total = queued + int(min(meta.NumPending, e.end-seq))
+			e.mu.Unlock()
+			select {
+			case jobs <- job{seq: seq, key: MessageKey(seq), data: msg.Data()}:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
+		if seq == e.end || meta.NumPending == 0 {
+			return nil
+		}
+	}
+}
+
+// record adds a message to the manifest.
+func (e *exporter) record(seq uint64, t time.Time, subject string, data []byte) {
+	sum := sha256.Sum256(data)
+	msg := Message{
+		Seq: seq, Time: t.UTC(), Subject: subject, Key: MessageKey(seq),
+		Bytes: len(data), SHA256: hex.EncodeToString(sum[:]),
+	}
+	e.m.Bytes += int64(len(data))
+	b, err := schema.Decode(data, schema.DecodeOptions{})
+	if err != nil {
+		msg.Error = err.Error()
+		e.log.Warn("undecodable message archived with its error", "seq", seq, "subject", subject, "err", err)
+		e.m.Messages = append(e.m.Messages, msg)
+		return
+	}
+	first := b.Pairs[0] // Decode refuses empty batches
+	msg.Run, msg.Producer, msg.BatchSeq, msg.Pairs = first.RunID, first.ProducerID, first.BatchSeq, len(b.Pairs)
+	msg.WeightsVersion, msg.WeightsSHA256 = first.WeightsVersion, first.WeightsSHA256
+	if e.m.Header == nil {
+		h := b.Header
+		e.m.Header = &h
+	}
+	e.m.Pairs += len(b.Pairs)
+	for _, p := range b.Pairs {
+		e.runs[p.RunID] = true
+		if p.WeightsVersion != 0 {
+			e.weights[Weights{Run: p.RunID, Version: p.WeightsVersion, SHA256: p.WeightsSHA256}] = true
+		}
+	}
+	e.m.Messages = append(e.m.Messages, msg)
+}

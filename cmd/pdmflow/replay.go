@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pdmflow/pdmflow/archive"
+	"github.com/pdmflow/pdmflow/consumer"
+	"github.com/pdmflow/pdmflow/internal/safetensors"
+	"github.com/pdmflow/pdmflow/producer"
+	"github.com/pdmflow/pdmflow/registry"
+	"github.com/pdmflow/pdmflow/store"
+	"github.com/pdmflow/pdmflow/trainer"
+)
+
+func cmdReplay(ctx context.Context, e *env, args []string) error {
+	fs, c := newFlags(e, "replay", "replay (--archive URL | --run ID [--from-seq N | --from-time RFC3339] [NATS flags]) --config ORIGINAL_OUT/config.yaml --lr DIR --out DIR [--compare ORIGINAL_OUT]")
+	var conn connection
+	conn.addFlags(fs)
+	archiveURL := fs.String("archive", "", "replay an archive written by 'pdmflow export' (a directory or s3://bucket/prefix)")
+	run := fs.String("run", "", "replay the live stream of this run instead of an archive")
+	fromSeq := fs.Uint64("from-seq", 0, "with --run: start at this stream sequence (default: the run's first message)")
+	fromTime := fs.String("from-time", "", "with --run: start at the first message stored at or after this time (RFC 3339)")
+	config := fs.String("config", "", "the original run's config (its OUT/config.yaml): it holds the seed and the pool size the replay must share")
+	lr := fs.String("lr", "", "directory of real low-resolution images (the original run's --lr)")
+	out := fs.String("out", "", "output directory of the replay (it resumes from its own checkpoint)")
+	steps := fs.Int("steps", 0, "number of steps (default: the config's)")
+	compare := fs.String("compare", "", "the original run's output directory: after the replay, compare losses and weights bit for bit (exit status 1 if they differ)")
+	if err := parse(fs, c, e, args); err != nil {
+		return err
+	}
+	if err := required(map[string]string{"config": *config, "out": *out}); err != nil {
+		return err
+	}
+	if (*archiveURL == "") == (*run == "") {
+		return fmt.Errorf("%w: give exactly one of --archive and --run", errUsage)
+	}
+	if *archiveURL != "" && (*fromSeq > 0 || *fromTime != "") {
+		return fmt.Errorf("%w: --from-seq and --from-time are for --run (an archive replays from its start)", errUsage)
+	}
+	var start time.Time
+	if *fromTime != "" {
+		t, err := time.Parse(time.RFC3339, *fromTime)
+		if err != nil {
+			return fmt.Errorf("%w: --from-time: %v", errUsage, err)
+		}
+		start = t
+	}
+	cfg, err := trainer.LoadConfig(*config)
+	if err != nil {
+		return err
+	}
+	if *steps > 0 {
+		cfg.Steps = *steps
+	}
+	if cfg.TrainsPDM() && *lr == "" {
+		return fmt.Errorf("%w: --lr is required: the original run learned a degradation from real LR images", errUsage)
+	}
+	if err := conn.resolve(); err != nil {
+		return err
+	}
+	so := &trainer.StreamOptions{}
+	if *archiveURL != "" {
+		st, err := store.Open(ctx, *archiveURL, conn.s3)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		r, err := archive.Open(ctx, st)
+		if err != nil {
+			return err
+		}
+		m := r.Manifest()
+		e.log.Info("replaying an archive", "archive", st.URL(), "messages", len(m.Messages), "pairs", m.Pairs, "seq", fmt.Sprintf("%d-%d", m.FirstSeq, m.LastSeq))
+		so.OpenSource = func(_ context.Context, after uint64) (consumer.Source, error) { return trainer.ArchiveSource(r, after), nil }
+	} else {
+		if err := registry.ValidRunID(*run); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		js, closeConn, err := conn.dial(ctx, e, "pdmflow-replay-"+*run)
+		if err != nil {
+			return err
+		}
+		defer closeConn()
+		so.JS = js
+		so.Consumer = consumer.Config{
+			Stream: conn.stream.Name, Durable: "replay-" + *run,
+			Subject:  producer.SubjectFor(conn.stream.Subject, *run, "*"),
+			StartSeq: *fromSeq, StartTime: start,
+		}
+	}
+	// No weights are published: a replay must not move the live run's
+	// pointer.
+	t, err := trainer.New(cfg, trainer.Options{LRDir: *lr, Out: *out, Log: e.log, Progress: e.stderr, Stream: so})
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	if err := t.Run(ctx); err != nil {
+		return err
+	}
+	if *compare == "" {
+		return nil
+	}
+	diffs, err := compareRuns(*compare, *out)
+	if err != nil {
+		return err
+	}
+	if len(diffs) > 0 {
+		for _, d := range diffs {
+			fmt.Fprintln(e.stdout, d)
+		}
+		return fmt.Errorf("the replay differs from %s in %d places", *compare, len(diffs))
+	}
+	fmt.Fprintf(e.stdout, "bit-identical to %s: every logged loss, %s and %s\n", *compare, trainer.PDMFile, trainer.SRFile)
+	return nil
+}
+
+// compareRuns compares two training outputs: the loss columns of
+// train_log.csv (not the timing ones) and every tensor of the weights.
+func compareRuns(a, b string) ([]string, error) {
+	var diffs []string
+	la, err := readLossLog(filepath.Join(a, trainer.LogFile))
+	if err != nil {
+		return nil, err
+	}
+	lb, err := readLossLog(filepath.Join(b, trainer.LogFile))
+	if err != nil {
+		return nil, err
+	}
+	if len(la) != len(lb) {
+		diffs = append(diffs, fmt.Sprintf("%s: %d rows against %d", trainer.LogFile, len(la), len(lb)))
+	}
+	for i := 0; i < min(len(la), len(lb)); i++ {
+		for k, v := range la[i] {
+			if lb[i][k] != v {
+				diffs = append(diffs, fmt.Sprintf("%s row %d: %s %s against %s", trainer.LogFile, i+1, k, v, lb[i][k]))
+			}
+		}
+	}
+	for _, f := range []string{trainer.PDMFile, trainer.SRFile} {
+		ta, errA := readTensors(filepath.Join(a, f))
+		tb, errB := readTensors(filepath.Join(b, f))
+		if errors.Is(errA, os.ErrNotExist) && errors.Is(errB, os.ErrNotExist) {
+			continue
+		}
+		if errA != nil {
+			return nil, errA
+		}
+		if errB != nil {
+			return nil, errB
+		}
+		for _, x := range ta.Tensors {
+			y, ok := tb.Get(x.Name)
+			switch {
+			case !ok:
+				diffs = append(diffs, fmt.Sprintf("%s: tensor %s missing from %s", f, x.Name, b))
+			case !bytes.Equal(x.Data, y.Data):
+				diffs = append(diffs, fmt.Sprintf("%s: tensor %s differs", f, x.Name))
+			}
+		}
+	}
+	return diffs, nil
+}
+
+// readLossLog reads train_log.csv as one map per row, without the columns
+// that measure time.
+func readLossLog(path string) ([]map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var out []map[string]string
+	for _, r := range rows[min(1, len(rows)):] {
+		m := map[string]string{}
+		for i, h := range rows[0] {
+			if h == "unix_time" || h == "step_s" || h == "wait_s" || i >= len(r) {
+				continue
+			}
+			m[h] = r[i]
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func readTensors(path string) (*safetensors.File, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := safetensors.Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return f, nil
+}
