@@ -199,7 +199,9 @@ func ResizeBicubic[T Float](planes, h, w, oh, ow int, dst, src []T) {
 }
 
 // resizeAlongH resizes the columns of planes images of h x w to oh x w:
-// every output row is a weighted sum of whole input rows.
+// every output row is a weighted sum of whole input rows, accumulated tap
+// by tap in order (four taps per pass over the row, with the additions in
+// the same order as one tap per pass, so the result is the same bits).
 func resizeAlongH[T Float](planes, h, oh, w int, dst, src []T, t resizeTable[T]) {
 	parallelFor(planes*oh, max(1, 32768/(w*t.k)), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
@@ -212,8 +214,20 @@ func resizeAlongH[T Float](planes, h, oh, w int, dst, src []T, t resizeTable[T])
 			for j, v := range in {
 				out[j] = c * v
 			}
-			for k := 1; k < t.k; k++ {
-				in := plane[idx[k]*w:][:w]
+			k := 1
+			for ; k+4 <= t.k; k += 4 {
+				in0, in1 := plane[idx[k]*w:][:len(out)], plane[idx[k+1]*w:][:len(out)]
+				in2, in3 := plane[idx[k+2]*w:][:len(out)], plane[idx[k+3]*w:][:len(out)]
+				c0, c1, c2, c3 := wt[k], wt[k+1], wt[k+2], wt[k+3]
+				for j := range out {
+					a := out[j] + c0*in0[j]
+					a += c1 * in1[j]
+					a += c2 * in2[j]
+					out[j] = a + c3*in3[j]
+				}
+			}
+			for ; k < t.k; k++ {
+				in := plane[idx[k]*w:][:len(out)]
 				c := wt[k]
 				for j, v := range in {
 					out[j] += c * v

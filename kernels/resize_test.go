@@ -254,3 +254,44 @@ func BenchmarkResizeBicubicDown4(b *testing.B) {
 		ResizeBicubic(3, 512, 512, 128, 128, dst, src)
 	}
 }
+
+// resizeAlongHOneTap is resizeAlongH with one tap per pass over the row,
+// the order the grouped loop must reproduce bit for bit.
+func resizeAlongHOneTap[T Float](planes, h, oh, w int, dst, src []T, t resizeTable[T]) {
+	for r := 0; r < planes*oh; r++ {
+		p, i := r/oh, r%oh
+		plane := src[p*h*w:][:h*w]
+		out := dst[r*w:][:w]
+		idx, wt := t.idx[i*t.k:][:t.k], t.w[i*t.k:][:t.k]
+		for j := range out {
+			out[j] = wt[0] * plane[idx[0]*w+j]
+		}
+		for k := 1; k < t.k; k++ {
+			for j := range out {
+				out[j] += wt[k] * plane[idx[k]*w+j]
+			}
+		}
+	}
+}
+
+// TestResizeAlongHGroupedTaps: the four-taps-per-pass loop gives the same
+// bits as one tap per pass, for tap counts that are and are not 1 + 4n.
+func TestResizeAlongHGroupedTaps(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, sz := range [][2]int{{128, 32}, {37, 11}, {16, 48}, {9, 3}, {20, 20}} {
+		h, oh, w := sz[0], sz[1], 13
+		src := make([]float32, 2*h*w)
+		for i := range src {
+			src[i] = r.Float32()
+		}
+		tab := newResizeTable[float32](h, oh)
+		got, want := make([]float32, 2*oh*w), make([]float32, 2*oh*w)
+		resizeAlongH(2, h, oh, w, got, src, tab)
+		resizeAlongHOneTap(2, h, oh, w, want, src, tab)
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%dx%d -> %d (%d taps): element %d = %g, want %g", h, w, oh, tab.k, i, got[i], want[i])
+			}
+		}
+	}
+}
