@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"sync"
 
 	"github.com/pdmflow/pdmflow/internal/dataset"
 	"github.com/pdmflow/pdmflow/kernels"
@@ -119,17 +120,18 @@ func (g *generator) generateSeeds(images *dataset.Dataset, seeds []uint64, m bat
 	g.hrBuf = grow(g.hrBuf, n*hrN)
 	rands := make([]*rand.Rand, n)
 	b := &schema.Batch{Header: g.header(), Pairs: make([]schema.Pair, n)}
-	for i, seed := range seeds {
+	crop := func(i int) {
+		seed := seeds[i]
 		r := SampleRand(seed)
 		// The crop in 8 bits is x_ref; the degradation reads it as v/255,
-		// exactly what dataset.Extract would give.
+		// exactly what dataset.Extract gives.
 		c := images.Draw(r, s)
 		it := images.Items[c.Image]
 		x := make([]uint8, hrN)
 		images.ExtractU8(c, x)
 		hr := g.hrBuf[i*hrN : (i+1)*hrN]
 		for j, v := range x {
-			hr[j] = float32(v) / 255
+			hr[j] = dataset.Unit[v]
 		}
 		b.Pairs[i] = schema.Pair{
 			SampleID:       fmt.Sprintf("%s/%s/%d/%d", m.run, m.producer, m.batchSeq, i),
@@ -150,6 +152,19 @@ func (g *generator) generateSeeds(images *dataset.Dataset, seeds []uint64, m bat
 		}
 		rands[i] = r
 	}
+	// Samples are independent: crops are cut on every core.
+	workers := min(n, kernels.Workers())
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				crop(i)
+			}
+		}()
+	}
+	wg.Wait()
 	switch g.degradation {
 	case DegradePDM:
 		if g.sampler == nil || g.n != n {
