@@ -78,7 +78,9 @@ func cmdReplay(ctx context.Context, e *env, args []string) error {
 		}
 		m := r.Manifest()
 		e.log.Info("replaying an archive", "archive", st.URL(), "messages", len(m.Messages), "pairs", m.Pairs, "seq", fmt.Sprintf("%d-%d", m.FirstSeq, m.LastSeq))
-		so.OpenSource = func(_ context.Context, after uint64) (consumer.Source, error) { return trainer.ArchiveSource(r, after), nil }
+		so.OpenSource = func(_ context.Context, after uint64) (consumer.Source, error) {
+			return trainer.ArchiveSource(r, after), nil
+		}
 	} else {
 		if err := registry.ValidRunID(*run); err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)

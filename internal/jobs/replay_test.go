@@ -254,7 +254,9 @@ func TestResumeIsBitIdentical(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := func(_ context.Context, after uint64) (consumer.Source, error) { return trainer.ArchiveSource(r, after), nil }
+	src := func(_ context.Context, after uint64) (consumer.Source, error) {
+		return trainer.ArchiveSource(r, after), nil
+	}
 	cfg.StreamPool = 16
 	whole := t.TempDir()
 	replay(t, cfg, lr, whole, &trainer.StreamOptions{OpenSource: src})
