@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 VERSITYGW_VERSION := v1.8.0
 GOPATH_BIN = $(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin
 
-.PHONY: run test bench lint build clean tools
+.PHONY: run test bench lint build clean tools compose-up compose-down compose-local-bin compose-test
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pdmflow
@@ -43,3 +43,30 @@ lint:
 
 clean:
 	rm -rf bin out
+
+# docker compose (docs/operations.md). `make compose-up` runs docker-compose.yml
+# with upstream images (nats, minio) and pdmflow built from source in a Go
+# image; LOCAL=1 builds every image FROM scratch from binaries built here
+# (docker-compose.local.yml: nothing is pulled); CLUSTER=1 runs a 3-node
+# JetStream cluster (docker-compose.cluster.yml); PRODUCERS=N producers.
+COMPOSE   ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
+PRODUCERS ?= 2
+COMPOSE_FILES = -f docker-compose.yml $(if $(LOCAL),-f docker-compose.local.yml) \
+	$(if $(CLUSTER),-f docker-compose.cluster.yml $(if $(LOCAL),-f docker-compose.cluster.local.yml))
+COMPOSE_ENV = $(if $(CLUSTER),PDMFLOW_REPLICAS=$${PDMFLOW_REPLICAS:-3})
+
+compose-up: $(if $(LOCAL),compose-local-bin)
+	$(COMPOSE_ENV) $(COMPOSE) $(COMPOSE_FILES) up -d --build --scale producer=$(PRODUCERS)
+
+# Stops and removes the containers; the volumes (stream, weights, data,
+# checkpoints) stay. `$(COMPOSE) down -v` removes them too.
+compose-down:
+	$(COMPOSE) $(COMPOSE_FILES) down --remove-orphans
+
+# Static binaries and the root tree for the FROM-scratch images, in bin/docker.
+compose-local-bin: tools
+	GO="$(GO)" VERSION="$(VERSION)" deploy/compose/local-bin.sh
+
+# The compose deployment end to end, with its fault tests (internal/composetest).
+compose-test: compose-local-bin
+	PDMFLOW_COMPOSE_TEST=1 PDMFLOW_COMPOSE="$(COMPOSE)" $(GO) test -count=1 -v -timeout 30m ./internal/composetest/

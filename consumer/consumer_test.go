@@ -196,3 +196,24 @@ func TestSeqSet(t *testing.T) {
 		}
 	}
 }
+
+// TestEnsureStreamKeepsOperatorSettings: a process started with defaults
+// leaves an existing stream's retention and replicas alone.
+func TestEnsureStreamKeepsOperatorSettings(t *testing.T) {
+	_, js := testutil.JetStream(t)
+	ctx := context.Background()
+	if _, err := EnsureStream(ctx, js, StreamConfig{MaxBytes: 1 << 20, MaxAge: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := EnsureStream(ctx, js, StreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxBytes != 1<<20 || info.Config.MaxAge != time.Hour {
+		t.Errorf("retention became %d bytes, %v; want the operator's 1 MiB, 1h", info.Config.MaxBytes, info.Config.MaxAge)
+	}
+}

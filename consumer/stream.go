@@ -43,12 +43,28 @@ func (c *StreamConfig) Defaults() {
 	}
 }
 
-// EnsureStream creates the stream or updates the settings that may change.
-// It uses the limits retention policy: a work-queue stream would delete
-// acked messages and make replay impossible. Retention does not push back
-// on producers; they watch the consumer's lag instead.
+// EnsureStream creates the stream, or leaves an existing one as its
+// operator configured it: a producer or trainer started with defaults must
+// not shrink its retention or lower its replicas. The one change made to an
+// existing stream is raising its replicas when c asks for more. It uses the
+// limits retention policy: a work-queue stream would delete acked messages
+// and make replay impossible. Retention does not push back on producers;
+// they watch the consumer's lag instead.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, c StreamConfig) (jetstream.Stream, error) {
 	c.Defaults()
+	if s, err := js.Stream(ctx, c.Name); err == nil {
+		cur := s.CachedInfo().Config
+		if c.Replicas <= cur.Replicas {
+			return s, nil
+		}
+		cur.Replicas = c.Replicas
+		if s, err = js.UpdateStream(ctx, cur); err != nil {
+			return nil, fmt.Errorf("consumer: raising the replicas of stream %s to %d: %w", c.Name, c.Replicas, err)
+		}
+		return s, nil
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("consumer: stream %s: %w", c.Name, err)
+	}
 	storage := jetstream.FileStorage
 	if c.Memory {
 		storage = jetstream.MemoryStorage
@@ -66,8 +82,9 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, c StreamConfig) (
 		Storage:     storage,
 		Replicas:    c.Replicas,
 	}
-	s, err := js.CreateOrUpdateStream(ctx, cfg)
-	if err != nil && errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+	s, err := js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		// Created by another process since the lookup above.
 		s, err = js.Stream(ctx, c.Name)
 	}
 	if err != nil {

@@ -63,17 +63,34 @@ type Registry struct {
 // Open binds (creating it if needed) the KV bucket for run's pointer. The
 // bucket keeps a short history so that operators can see recent versions.
 func Open(ctx context.Context, js jetstream.JetStream, st *store.Bucket, run string, log *slog.Logger) (*Registry, error) {
+	return OpenReplicas(ctx, js, st, run, log, 1)
+}
+
+// OpenReplicas is Open with the bucket kept on replicas servers of a
+// JetStream cluster (3 on a 3-node cluster, so that the pointer survives a
+// node going down). An existing bucket keeps its replicas if it has more:
+// a client started without the option does not scale it down.
+func OpenReplicas(ctx context.Context, js jetstream.JetStream, st *store.Bucket, run string, log *slog.Logger, replicas int) (*Registry, error) {
 	if err := ValidRunID(run); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	replicas = max(replicas, 1)
+	if kv, err := js.KeyValue(ctx, Bucket); err == nil {
+		if s, err := kv.Status(ctx); err == nil {
+			if bs, ok := s.(*jetstream.KeyValueBucketStatus); ok {
+				replicas = max(replicas, bs.StreamInfo().Config.Replicas)
+			}
+		}
+	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "pdmflow: the latest published PDM weights of each run",
 		History:     8,
 		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("registry: KV bucket %s: %w", Bucket, err)

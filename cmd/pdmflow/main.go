@@ -74,6 +74,7 @@ var commands = map[string]command{
 	"bench":      {"measure workloads W1-W3 (pairs/s, GFLOP/s, peak RSS) against the PyTorch reference", cmdBench},
 	"replay":     {"train again on a recorded stream (an archive, or the stream from a sequence or time): bit-identical on CPU", cmdReplay},
 	"regenerate": {"recompute archived pairs from their seeds, crops and weights and check them bit for bit", cmdRegenerate},
+	"health":     {"probe HTTP health endpoints (container health checks): exit 0 when all answer 2xx", cmdHealth},
 	"export":     {"copy a range of the pair stream, byte for byte, into an archive (directory or S3)", cmdExport},
 	"inspect":    {"show the stream and its consumers, an archive, or one sample as JSON and PNGs", cmdInspect},
 }

@@ -41,7 +41,7 @@ func (c *connection) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.s3.CAFile, "s3-ca", "", "PEM file of a private CA for S3 (env PDMFLOW_S3_CA_FILE)")
 	fs.StringVar(&c.stream.Name, "stream", "", "JetStream stream name (default PDMFLOW_PAIRS)")
 	fs.StringVar(&c.stream.Subject, "subject", "", "subject prefix of the pair stream (default pdmflow.pairs)")
-	fs.IntVar(&c.stream.Replicas, "replicas", 0, "stream replicas (3 on a 3-node cluster; default 1)")
+	fs.IntVar(&c.stream.Replicas, "replicas", 0, "replicas of the stream and of the weights KV bucket (3 on a 3-node cluster; default 1)")
 	fs.StringVar(&c.file, "connect", "", "YAML file with nats: and s3: settings (lowest precedence after env vars)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. :9090")
 }
@@ -201,7 +201,7 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		defer st.Close()
-		if reg, err = registry.Open(ctx, js, st, pc.Run, e.log); err != nil {
+		if reg, err = registry.OpenReplicas(ctx, js, st, pc.Run, e.log, conn.stream.Replicas); err != nil {
 			return err
 		}
 	}

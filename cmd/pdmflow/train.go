@@ -98,7 +98,7 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 				return err
 			}
 			defer st.Close()
-			if so.Registry, err = registry.Open(ctx, js, st, *run, e.log); err != nil {
+			if so.Registry, err = registry.OpenReplicas(ctx, js, st, *run, e.log, conn.stream.Replicas); err != nil {
 				return err
 			}
 		}
