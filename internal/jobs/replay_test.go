@@ -15,6 +15,7 @@ import (
 	"github.com/pdmflow/pdmflow/internal/natsconn"
 	"github.com/pdmflow/pdmflow/internal/safetensors"
 	"github.com/pdmflow/pdmflow/internal/testutil"
+	"github.com/pdmflow/pdmflow/kernels"
 	"github.com/pdmflow/pdmflow/model"
 	"github.com/pdmflow/pdmflow/producer"
 	"github.com/pdmflow/pdmflow/store"
@@ -211,6 +212,22 @@ func regenerateAll(t *testing.T, r *archive.Reader, hr, storeDir string) {
 	}
 	if len(pdms) < 2 {
 		t.Errorf("regenerated with %d weights versions; the producers reloaded, so want at least 2", len(pdms))
+	}
+	// Regeneration does not depend on the thread count.
+	prev := kernels.SetWorkers(1)
+	rec0, err := r.Batch(ctx, len(r.Manifest().Messages)-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got1, err := producer.Regenerate(images, pdms[rec0.Pairs[0].WeightsSHA256], rec0)
+	kernels.SetWorkers(prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j, p := range rec0.Pairs {
+		if d := producer.Diff(p, got1.Pairs[j]); d != nil {
+			t.Errorf("%s regenerated on one thread differs: %v", p.SampleID, d)
+		}
 	}
 	// Another HR set (here, images of another size) is refused.
 	other := t.TempDir()
