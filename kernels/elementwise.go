@@ -17,15 +17,20 @@ func sameLen(name string, n int, ls ...int) {
 // EDSR's residual scale s). y may alias a or b.
 func AddScaled[T Float](y, a, b []T, s T) {
 	sameLen("AddScaled", len(y), len(a), len(b))
-	if s == 1 {
-		for i := range y {
-			y[i] = a[i] + b[i]
+	// Large tensors are split over the cores (each element on its own, so
+	// the result does not depend on the split).
+	parallelFor(len(y), 1<<16, func(lo, hi int) {
+		y, a, b := y[lo:hi], a[lo:hi], b[lo:hi]
+		if s == 1 {
+			for i := range y {
+				y[i] = a[i] + b[i]
+			}
+			return
 		}
-		return
-	}
-	for i := range y {
-		y[i] = a[i] + s*b[i]
-	}
+		for i := range y {
+			y[i] = a[i] + s*b[i]
+		}
+	})
 }
 
 // ChannelAffine writes y[n,c,:] = scale[c]*x[n,c,:] + shift[c] for x of

@@ -3,10 +3,14 @@ package kernels
 import "sync/atomic"
 
 func goKernel[T Float]() microKernel[T] {
-	return microKernel[T]{mr: 4, nr: 4, name: "go-4x4", fn: goKernel4x4[T]}
+	return microKernel[T]{mr: 4, nr: 4, name: "go-4x4", fns: []kernelFn[T]{
+		1: goKernelRows[T](1, 4), 2: goKernelRows[T](2, 4), 3: goKernelRows[T](3, 4), 4: goKernel4x4[T]}}
 }
 
-var kernel32 atomic.Pointer[microKernel[float32]]
+var (
+	kernel32 atomic.Pointer[microKernel[float32]]
+	kernel64 = goKernel[float64]()
+)
 
 func init() {
 	k := float32Kernels()[0]
@@ -39,10 +43,10 @@ func UseGemmKernel(name string) bool {
 	return false
 }
 
-func kernelFor[T Float]() microKernel[T] {
+func kernelFor[T Float]() *microKernel[T] {
 	var zero T
 	if _, ok := any(zero).(float32); ok {
-		return any(*kernel32.Load()).(microKernel[T])
+		return any(kernel32.Load()).(*microKernel[T])
 	}
-	return goKernel[T]()
+	return any(&kernel64).(*microKernel[T])
 }

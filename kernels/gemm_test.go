@@ -102,7 +102,13 @@ func TestGemmFloat32AllKernels(t *testing.T) {
 	}
 }
 
-func TestGemmFloat64(t *testing.T) { testGemm[float64](t, 1e-14) }
+func TestGemmFloat64(t *testing.T) {
+	for _, w := range []int{1, 3} {
+		old := SetWorkers(w)
+		testGemm[float64](t, 1e-14)
+		SetWorkers(old)
+	}
+}
 
 func BenchmarkSgemm(b *testing.B) {
 	for _, sh := range [][3]int{{64, 1024, 576}, {256, 1024, 576}, {32, 4096, 288}, {576, 1024, 64}} {
@@ -119,6 +125,55 @@ func BenchmarkSgemm(b *testing.B) {
 				}
 				b.ReportMetric(2*float64(m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
+		}
+	}
+}
+
+// BenchmarkMicroKernel runs the float32 micro-kernel alone, one goroutine,
+// on packed panels that stay in cache: its ceiling for each row count.
+func BenchmarkMicroKernel(b *testing.B) {
+	mk := kernelFor[float32]()
+	for _, kc := range []int{256, 576} {
+		for rows := 1; rows <= mk.mr; rows++ {
+			b.Run(fmt.Sprintf("%s/r%d/kc%d", mk.name, rows, kc), func(b *testing.B) {
+				r := rand.New(rand.NewPCG(1, 2))
+				a, bb, c := randSlice[float32](r, rows*kc), randSlice[float32](r, mk.nr*kc), make([]float32, mk.mr*mk.nr)
+				seq := seqOffsets[mk.nr]
+				for i := 0; i < b.N; i++ {
+					mk.fns[rows](kc, a, rows, bb, seq, len(bb), c, mk.nr, 1, i > 0, epi[float32]{})
+				}
+				b.ReportMetric(2*float64(rows*mk.nr*kc)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+// TestGemmRowPanels runs every row count of the micro-kernels (the
+// balanced split of m rows into panels), partial column panels, several
+// depth blocks, both betas that skip scaling C, and 1 and 3 workers.
+func TestGemmRowPanels(t *testing.T) {
+	defer UseGemmKernel(GemmKernel())
+	defer func(kc int) { gemmKC = kc }(gemmKC)
+	gemmKC = 16
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, name := range GemmKernels() {
+		UseGemmKernel(name)
+		for _, w := range []int{1, 3} {
+			old := SetWorkers(w)
+			for m := 1; m <= 40; m++ {
+				n, k := 37, 41
+				a, b := randSlice[float32](r, m*k), randSlice[float32](r, k*n)
+				for _, beta := range []float32{0, 1} {
+					c0 := randSlice[float32](r, m*n)
+					got, want := append([]float32(nil), c0...), append([]float32(nil), c0...)
+					Gemm(false, false, m, n, k, 1, a, k, b, n, beta, got, n)
+					GemmRef(false, false, m, n, k, 1, a, k, b, n, beta, want, n)
+					if e := maxRelErr(got, want); !(e <= 1e-5) {
+						t.Fatalf("%s workers=%d m=%d beta=%v: rel err %.3g", name, w, m, beta, e)
+					}
+				}
+			}
+			SetWorkers(old)
 		}
 	}
 }

@@ -163,3 +163,32 @@ func TestCenterPlanes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBatchNormBackwardParts checks that dx, dgamma and dbeta asked for one
+// at a time (as the model asks) agree with all three at once, on planes
+// and channel counts that split unevenly over the workers.
+func TestBatchNormBackwardParts(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 3))
+	for _, w := range []int{1, 3} {
+		old := SetWorkers(w)
+		for _, act := range []Act{{}, {Kind: LeakyReLU, Slope: 0.2}} {
+			const n, c, plane = 3, 7, 13
+			x, dy := randSlice[float32](r, n*c*plane), randSlice[float32](r, n*c*plane)
+			gamma, beta := randSlice[float32](r, c), randSlice[float32](r, c)
+			y := make([]float32, len(x))
+			BatchNormTrain(n, c, plane, 1e-5, act, y, x, gamma, beta, nil, nil)
+			dx, dg, db := make([]float32, len(x)), make([]float32, c), make([]float32, c)
+			BatchNormTrainBackward(n, c, plane, 1e-5, act, dx, dg, db, x, gamma, y, dy)
+			dx1, dg1, db1 := make([]float32, len(x)), make([]float32, c), make([]float32, c)
+			BatchNormTrainBackward(n, c, plane, 1e-5, act, dx1, nil, nil, x, gamma, y, dy)
+			BatchNormTrainBackward(n, c, plane, 1e-5, act, nil, dg1, nil, x, gamma, y, dy)
+			BatchNormTrainBackward(n, c, plane, 1e-5, act, nil, nil, db1, x, gamma, y, dy)
+			for _, p := range [][2][]float32{{dx, dx1}, {dg, dg1}, {db, db1}} {
+				if e := maxRelErr(p[1], p[0]); !(e <= 1e-6) {
+					t.Fatalf("workers %d %v: rel err %.3g", w, act, e)
+				}
+			}
+		}
+		SetWorkers(old)
+	}
+}

@@ -1,12 +1,25 @@
 // Command asmgen writes kernels/sgemm_amd64.s, the float32 GEMM
-// micro-kernels: a 6x16 tile for AVX2+FMA (12 ymm accumulators) and a 12x32
-// tile for AVX-512F (24 zmm accumulators, two B vectors and two broadcast
-// registers of the 32). Run it with `go generate ./kernels`; the output is
-// committed.
+// micro-kernels: tiles of up to 6x16 for AVX2+FMA (12 ymm accumulators) and
+// up to 12x32 for AVX-512F (24 zmm accumulators, two B vectors and two
+// broadcast registers of the 32), one kernel per row count so that no
+// panel of a matrix whose row count is not a multiple of the tile height
+// is padded. Run it with `go generate ./kernels`; the output is committed.
 //
-// Each kernel computes C[0:MR, 0:NR] += alpha * Ap * Bp with Ap packed
-// depth-major (MR floats per step) and Bp packed row-major (NR floats per
-// step), the layout of kernels.packA and kernels.packB.
+// Each kernel computes, for rows r < R and columns j < NR,
+//
+//	t = alpha * sum_p A[p*lda + r] * B[boffs[p] + j]  (+ C[r*ldc + j] when load != 0)
+//	t += bias[r]                                      (when bias != nil)
+//	t = max(t, slope*t)                               (when act != 0: ReLU, LeakyReLU)
+//	C[r*ldc + j] = t
+//
+// over the depth steps p < kc: A is read depth-major with stride lda (a
+// packed panel has lda = R; the filter gradient reads the transposed dy in
+// place), and each depth step's NR values of B are contiguous at the
+// offset boffs[p] (a packed panel has boffs[p] = p*NR; a convolution reads
+// its image rows in place).
+//
+// transpose16AVX512 transposes one 16x16 block of float32 in registers:
+// the convolutions' filter gradient reads images and dy pixel-major.
 package main
 
 import (
@@ -22,8 +35,13 @@ func main() {
 	fmt.Fprintln(&b, "//go:build amd64 && !noasm")
 	fmt.Fprintln(&b)
 	fmt.Fprintln(&b, `#include "textflag.h"`)
-	gen(&b, "sgemmKernel6x16AVX2", "Y", 6, 2, 32)
-	gen(&b, "sgemmKernel12x32AVX512", "Z", 12, 2, 64)
+	for r := 1; r <= 6; r++ {
+		gen(&b, fmt.Sprintf("sgemmAVX2x16R%d", r), "Y", r, 2, 32)
+	}
+	for r := 1; r <= 12; r++ {
+		gen(&b, fmt.Sprintf("sgemmAVX512x32R%d", r), "Z", r, 2, 64)
+	}
+	genTranspose(&b)
 	out := "sgemm_amd64.s"
 	if len(os.Args) > 1 {
 		out = os.Args[1]
@@ -38,7 +56,6 @@ func main() {
 // Registers: accumulators 0 .. mr*nv-1, then nv B registers, then one
 // or two broadcast registers, and the next register holds alpha.
 func gen(b *bytes.Buffer, name, reg string, mr, nv, vbytes int) {
-	lanes := vbytes / 4
 	nacc := mr * nv
 	bReg := func(v int) string { return fmt.Sprintf("%s%d", reg, nacc+v) }
 	// AVX2 has 16 ymm registers, so it gets one broadcast register; the
@@ -55,15 +72,18 @@ func gen(b *bytes.Buffer, name, reg string, mr, nv, vbytes int) {
 	acc := func(r, v int) string { return fmt.Sprintf("%s%d", reg, r*nv+v) }
 	p := func(format string, args ...any) { fmt.Fprintf(b, "\t"+format+"\n", args...) }
 
-	fmt.Fprintf(b, "\n// func %s(kc int, a, b, c *float32, ldc int, alpha float32)\n", name)
-	fmt.Fprintf(b, "TEXT ·%s(SB), NOSPLIT, $0-44\n", name)
+	fmt.Fprintf(b, "\n// func %s(kc int, a *float32, lda int, b *float32, boffs *int32, c *float32, ldc int, alpha float32, load int, bias *float32, act int, slope float32)\n", name)
+	fmt.Fprintf(b, "TEXT ·%s(SB), NOSPLIT, $0-92\n", name)
 	p("MOVQ kc+0(FP), CX")
 	p("MOVQ a+8(FP), SI")
-	p("MOVQ b+16(FP), DI")
-	p("MOVQ c+24(FP), DX")
-	p("MOVQ ldc+32(FP), BX")
+	p("MOVQ lda+16(FP), R11")
+	p("SHLQ $2, R11")
+	p("MOVQ b+24(FP), DI")
+	p("MOVQ boffs+32(FP), R8")
+	p("MOVQ c+40(FP), DX")
+	p("MOVQ ldc+48(FP), BX")
 	p("SHLQ $2, BX")
-	p("VBROADCASTSS alpha+40(FP), %s", alpha)
+	p("VBROADCASTSS alpha+56(FP), %s", alpha)
 	for i := 0; i < nacc; i++ {
 		if reg == "Z" {
 			p("VPXORD %s, %s, %s", acc(i/nv, i%nv), acc(i/nv, i%nv), acc(i/nv, i%nv))
@@ -72,10 +92,12 @@ func gen(b *bytes.Buffer, name, reg string, mr, nv, vbytes int) {
 		}
 	}
 	p("TESTQ CX, CX")
-	p("JZ store")
+	p("JZ done")
+	p("PCALIGN $32")
 	fmt.Fprintln(b, "loop:")
+	p("MOVLQSX (R8), R9")
 	for v := 0; v < nv; v++ {
-		p("VMOVUPS %d(DI), %s", v*vbytes, bReg(v))
+		p("VMOVUPS %d(DI)(R9*4), %s", v*vbytes, bReg(v))
 	}
 	for r := 0; r < mr; r++ {
 		br := bc[r%2]
@@ -84,20 +106,129 @@ func gen(b *bytes.Buffer, name, reg string, mr, nv, vbytes int) {
 			p("VFMADD231PS %s, %s, %s", bReg(v), br, acc(r, v))
 		}
 	}
-	p("ADDQ $%d, SI", 4*mr)
-	p("ADDQ $%d, DI", 4*lanes*nv)
+	p("ADDQ $4, R8")
+	p("ADDQ R11, SI")
 	p("DECQ CX")
 	p("JNZ loop")
+	fmt.Fprintln(b, "done:")
+	// t = alpha*acc + C, or alpha*acc: C is not read without load, so it
+	// may hold garbage.
+	p("MOVQ load+64(FP), AX")
+	p("TESTQ AX, AX")
+	p("JZ scale")
+	p("MOVQ DX, R10")
+	for r := 0; r < mr; r++ {
+		for v := 0; v < nv; v++ {
+			p("VFMADD213PS %d(R10), %s, %s", v*vbytes, alpha, acc(r, v))
+		}
+		if r < mr-1 {
+			p("ADDQ BX, R10")
+		}
+	}
+	p("JMP bias")
+	fmt.Fprintln(b, "scale:")
+	for r := 0; r < mr; r++ {
+		for v := 0; v < nv; v++ {
+			p("VMULPS %s, %s, %s", alpha, acc(r, v), acc(r, v))
+		}
+	}
+	// The epilogue uses the registers of B and of the broadcasts.
+	t0, t1, sl := bReg(0), bReg(1), bc[0]
+	fmt.Fprintln(b, "bias:")
+	p("MOVQ bias+72(FP), AX")
+	p("TESTQ AX, AX")
+	p("JZ act")
+	for r := 0; r < mr; r++ {
+		p("VBROADCASTSS %d(AX), %s", 4*r, t0)
+		for v := 0; v < nv; v++ {
+			p("VADDPS %s, %s, %s", t0, acc(r, v), acc(r, v))
+		}
+	}
+	fmt.Fprintln(b, "act:")
+	p("MOVQ act+80(FP), AX")
+	p("TESTQ AX, AX")
+	p("JZ store")
+	p("VBROADCASTSS slope+88(FP), %s", sl)
+	for r := 0; r < mr; r++ {
+		for v := 0; v < nv; v++ {
+			p("VMULPS %s, %s, %s", sl, acc(r, v), t1)
+			p("VMAXPS %s, %s, %s", t1, acc(r, v), acc(r, v))
+		}
+	}
 	fmt.Fprintln(b, "store:")
 	for r := 0; r < mr; r++ {
 		for v := 0; v < nv; v++ {
-			t := bReg(v)
-			p("VMOVUPS %d(DX), %s", v*vbytes, t)
-			p("VFMADD231PS %s, %s, %s", acc(r, v), alpha, t)
-			p("VMOVUPS %s, %d(DX)", t, v*vbytes)
+			p("VMOVUPS %s, %d(DX)", acc(r, v), v*vbytes)
 		}
 		if r < mr-1 {
 			p("ADDQ BX, DX")
+		}
+	}
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// genTranspose writes transpose16AVX512(dst *float32, ds int, src *float32,
+// ss int): dst[j*ds+i] = src[i*ss+j] for i, j < 16, strides in elements.
+// Rows are interleaved in pairs (ps), then pairs of pairs (pd), then
+// 128-bit lanes twice (shuff32x4).
+func genTranspose(b *bytes.Buffer) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, "\t"+format+"\n", args...) }
+	z := func(i int) string { return fmt.Sprintf("Z%d", i) }
+	fmt.Fprintf(b, "\n// func transpose16AVX512(dst *float32, ds int, src *float32, ss int)\n")
+	fmt.Fprintf(b, "TEXT ·transpose16AVX512(SB), NOSPLIT, $0-32\n")
+	p("MOVQ dst+0(FP), DI")
+	p("MOVQ ds+8(FP), DX")
+	p("SHLQ $2, DX")
+	p("MOVQ src+16(FP), SI")
+	p("MOVQ ss+24(FP), BX")
+	p("SHLQ $2, BX")
+	// Rows 0..15 into Z0..Z15.
+	for i := 0; i < 16; i++ {
+		p("VMOVUPS (SI), %s", z(i))
+		if i < 15 {
+			p("ADDQ BX, SI")
+		}
+	}
+	// Stage 1: t[2k] = unpcklps(r[2k], r[2k+1]), t[2k+1] = unpckhps, in Z16..Z31.
+	for k := 0; k < 8; k++ {
+		p("VUNPCKLPS %s, %s, %s", z(2*k+1), z(2*k), z(16+2*k))
+		p("VUNPCKHPS %s, %s, %s", z(2*k+1), z(2*k), z(16+2*k+1))
+	}
+	// Stage 2: for each group of four rows g (t at 16+4g .. 16+4g+3):
+	// u0 = lo(t0,t2), u1 = hi(t0,t2), u2 = lo(t1,t3), u3 = hi(t1,t3), into Z0..Z15.
+	for g := 0; g < 4; g++ {
+		t := 16 + 4*g
+		u := 4 * g
+		p("VUNPCKLPD %s, %s, %s", z(t+2), z(t), z(u))
+		p("VUNPCKHPD %s, %s, %s", z(t+2), z(t), z(u+1))
+		p("VUNPCKLPD %s, %s, %s", z(t+3), z(t+1), z(u+2))
+		p("VUNPCKHPD %s, %s, %s", z(t+3), z(t+1), z(u+3))
+	}
+	// Now Z(4g+k) holds, in 128-bit lane L, column 4L+k of rows 4g..4g+3.
+	// Stage 3: combine groups 0 and 1, 2 and 3: for k, v = shuf(u[k] of g, u[k] of g+1).
+	for k := 0; k < 4; k++ {
+		for h := 0; h < 2; h++ {
+			a, c := z(8*h+k), z(8*h+4+k)
+			p("VSHUFF32X4 $0x88, %s, %s, %s", c, a, z(16+8*h+2*k))
+			p("VSHUFF32X4 $0xDD, %s, %s, %s", c, a, z(16+8*h+2*k+1))
+		}
+	}
+	// Z(16+8h+2k) holds, lane by lane, columns k and 8+k of group 2h, then
+	// k and 8+k of group 2h+1; Z(16+8h+2k+1) the same for columns 4+k and
+	// 12+k. Stage 4: combine h = 0 and 1 into whole columns.
+	for k := 0; k < 4; k++ {
+		for o := 0; o < 2; o++ {
+			a, c := z(16+2*k+o), z(24+2*k+o)
+			col := k + 4*o
+			p("VSHUFF32X4 $0x88, %s, %s, %s", c, a, z(col))
+			p("VSHUFF32X4 $0xDD, %s, %s, %s", c, a, z(col+8))
+		}
+	}
+	for j := 0; j < 16; j++ {
+		p("VMOVUPS %s, (DI)", z(j))
+		if j < 15 {
+			p("ADDQ DX, DI")
 		}
 	}
 	p("VZEROUPPER")
