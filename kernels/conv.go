@@ -429,11 +429,9 @@ func col2imPanel[T Float](g *convGeom, dx, tile []T, ld, j0, cols int) {
 // transposed image (in place wherever a panel's columns are channels of
 // one (u, v), packed otherwise). dw is overwritten.
 //
-// With at least as many images as workers each worker sums a fixed
-// contiguous range of images into a partial dw, and the partials are added
-// in order, so the result does not depend on scheduling (it does depend on
-// the worker count). With fewer images the columns of dw are split over
-// the workers instead.
+// The images are summed in at most filterParts contiguous parts fixed by
+// the batch size, each into a partial dw, and the partials are added in
+// order: the result depends neither on scheduling nor on the worker count.
 func Conv2DBackwardFilter[T Float](s ConvShape, dw, x, dy []T) {
 	s.check("Conv2DBackwardFilter", len(x), len(dw), len(dy))
 	mk := kernelFor[T]()
@@ -444,38 +442,42 @@ func Conv2DBackwardFilter[T Float](s ConvShape, dw, x, dy []T) {
 	dwtBuf := getBuf[T](len(dw))
 	defer putBuf(dwtBuf)
 	dwt := *dwtBuf
-	if s.N < nw {
-		// Few images: the column panels over the workers, each summing
-		// over every image.
-		qPanels := (q + mk.nr - 1) / mk.nr
-		nt := min(nw, qPanels)
-		per := (qPanels + nt - 1) / nt
-		nt = (qPanels + per - 1) / per
-		ws := newWorkspaces[T](nt)
-		defer ws.free()
-		parallelTasksN(nt, nt, func(worker, t int) {
-			fg.run(ws.get(worker, mk, fg.kcb), dwt, t*per*mk.nr, min(q, (t+1)*per*mk.nr), x, dy, 0, s.N)
-		})
-	} else {
-		chunk := (s.N + nw - 1) / nw
-		parts := (s.N + chunk - 1) / chunk
-		ws := newWorkspaces[T](parts)
-		defer ws.free()
-		partBufs := make([]*[]T, parts)
-		parallelTasksN(parts, parts, func(worker, t int) {
-			out := dwt
-			if t > 0 {
-				partBufs[t] = getBuf[T](len(dw))
-				out = *partBufs[t]
-			}
-			fg.run(ws.get(worker, mk, fg.kcb), out, 0, q, x, dy, t*chunk, min(s.N, (t+1)*chunk))
-		})
-		for _, p := range partBufs[1:] {
-			for i, v := range *p {
-				dwt[i] += v
-			}
-			putBuf(p)
+	// The images are cut into at most filterParts parts, fixed by N alone;
+	// each part's gradient is one GEMM over its pixels, and the parts are
+	// added in order. When there are fewer parts than workers, the column
+	// panels of each part are split over tasks too, which does not change
+	// how any element is summed. So the result depends neither on
+	// scheduling nor on the worker count (a replay on another --threads is
+	// bit-identical).
+	chunk := (s.N + filterParts - 1) / filterParts
+	parts := (s.N + chunk - 1) / chunk
+	qPanels := (q + mk.nr - 1) / mk.nr
+	slices := 1
+	if parts < nw {
+		slices = min(qPanels, (nw+parts-1)/parts)
+	}
+	per := (qPanels + slices - 1) / slices
+	slices = (qPanels + per - 1) / per
+	tasks := parts * slices
+	partBufs := make([]*[]T, parts)
+	for t := 1; t < parts; t++ {
+		partBufs[t] = getBuf[T](len(dw))
+	}
+	ws := newWorkspaces[T](min(nw, tasks))
+	defer ws.free()
+	parallelTasksN(nw, tasks, func(worker, t int) {
+		p, sl := t/slices, t%slices
+		out := dwt
+		if p > 0 {
+			out = *partBufs[p]
 		}
+		fg.run(ws.get(worker, mk, fg.kcb), out, sl*per*mk.nr, min(q, (sl+1)*per*mk.nr), x, dy, p*chunk, min(s.N, (p+1)*chunk))
+	})
+	for _, p := range partBufs[1:] {
+		for i, v := range *p {
+			dwt[i] += v
+		}
+		putBuf(p)
 	}
 	// dw[k][c][u][v] = dwt[k][(u*KW+v)*C+c].
 	kk := s.KH * s.KW
@@ -483,6 +485,11 @@ func Conv2DBackwardFilter[T Float](s ConvShape, dw, x, dy []T) {
 		transposeRows(dw[k*q:(k+1)*q], kk, dwt[k*q:(k+1)*q], s.C, kk, s.C)
 	}
 }
+
+// filterParts bounds the partial filter gradients of a batch: enough parts
+// to keep any likely core count busy, few enough that adding them costs
+// nothing next to the GEMM.
+const filterParts = 8
 
 // filterGrad is the plan of a filter gradient: images are transposed in
 // groups, whose pixels make one stretch of GEMM depth.

@@ -237,6 +237,44 @@ func TestConv2DDeterministic(t *testing.T) {
 	}
 }
 
+// TestConvBackwardFilterWorkersIndependent checks that the forward pass and both
+// gradients give the same bits whatever the worker count, for batches
+// smaller and larger than it and than the filter gradient's part count: a
+// replay with another --threads trains identically.
+func TestConvBackwardFilterWorkersIndependent(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, s := range []ConvShape{
+		{N: 1, C: 32, H: 6, W: 32, K: 20, KH: 3, KW: 3, Stride: 1, Pad: 1},
+		{N: 3, C: 7, H: 9, W: 11, K: 33, KH: 3, KW: 3, Stride: 1, Pad: 1},
+		{N: 9, C: 32, H: 8, W: 8, K: 12, KH: 3, KW: 3, Stride: 2, Pad: 1},
+		{N: 17, C: 16, H: 5, W: 7, K: 8, KH: 1, KW: 1, Stride: 1},
+		{N: 32, C: 8, H: 6, W: 6, K: 16, KH: 3, KW: 3, Stride: 1, Pad: 1},
+	} {
+		nx, nw, ny := s.Sizes()
+		x, w, b, dy := randSlice[float32](r, nx), randSlice[float32](r, nw), randSlice[float32](r, s.K), randSlice[float32](r, ny)
+		var first [3][]float32
+		for _, workers := range []int{1, 2, 3, 5, 16} {
+			old := SetWorkers(workers)
+			y, dx, dw := make([]float32, ny), make([]float32, nx), make([]float32, nw)
+			Conv2D(s, y, x, w, b, Act{Kind: ReLU})
+			Conv2DBackwardData(s, dx, w, dy)
+			Conv2DBackwardFilter(s, dw, x, dy)
+			SetWorkers(old)
+			if first[0] == nil {
+				first = [3][]float32{y, dx, dw}
+				continue
+			}
+			for i, got := range [][]float32{y, dx, dw} {
+				for j := range got {
+					if math.Float32bits(got[j]) != math.Float32bits(first[i][j]) {
+						t.Fatalf("%+v: output %d (y, dx, dw) at %d differs with %d workers from 1 worker", s, i, j, workers)
+					}
+				}
+			}
+		}
+	}
+}
+
 func BenchmarkConv2D(b *testing.B) {
 	for _, s := range []ConvShape{
 		{N: 8, C: 64, H: 32, W: 32, K: 64, KH: 3, KW: 3, Stride: 1, Pad: 1},

@@ -24,9 +24,9 @@ import (
 
 // TestReplayIsBitIdentical runs the live pipeline (two producers whose
 // weights the trainer updates every 4 steps), exports the run's stream to
-// an archive, and trains again from the archive and from the stream
-// itself with the recorded config: every logged loss and every weight of
-// the three runs is the same, bit for bit.
+// an archive, and trains again from the archive (on two threads and on
+// one) and from the stream itself with the recorded config: every logged
+// loss and every weight of the four runs is the same, bit for bit.
 func TestReplayIsBitIdentical(t *testing.T) {
 	b, js := testutil.JetStream(t)
 	hr, lr := pipelineData(t)
@@ -70,6 +70,13 @@ func TestReplayIsBitIdentical(t *testing.T) {
 			return trainer.ArchiveSource(r, after), nil
 		},
 	})
+	// On one thread instead of two: the same bits.
+	oneThread := t.TempDir()
+	prev := kernels.SetWorkers(1)
+	replay(t, rcfg, lr, oneThread, &trainer.StreamOptions{
+		OpenSource: func(_ context.Context, after uint64) (consumer.Source, error) { return trainer.ArchiveSource(r, after), nil },
+	})
+	kernels.SetWorkers(prev)
 	fromStream := t.TempDir()
 	replay(t, rcfg, lr, fromStream, &trainer.StreamOptions{JS: js, Consumer: consumer.Config{
 		Stream: "PDMFLOW_PAIRS", Durable: "replay-rep", Subject: producer.SubjectFor("pdmflow.pairs", "rep", "*"), PoolPairs: rcfg.PoolPairs(),
@@ -91,7 +98,7 @@ func TestReplayIsBitIdentical(t *testing.T) {
 	if len(want) != cfg.Steps+1 {
 		t.Fatalf("the original run logged %d rows, want %d", len(want)-1, cfg.Steps)
 	}
-	for _, out := range []string{fromArchive, fromStream} {
+	for _, out := range []string{fromArchive, oneThread, fromStream} {
 		if got := lossColumns(t, out); !slices.EqualFunc(got, want, slices.Equal) {
 			t.Errorf("%s: losses differ from the original run:\n got %v\nwant %v", out, got, want)
 		}
