@@ -74,7 +74,9 @@ func TestReplayIsBitIdentical(t *testing.T) {
 	oneThread := t.TempDir()
 	prev := kernels.SetWorkers(1)
 	replay(t, rcfg, lr, oneThread, &trainer.StreamOptions{
-		OpenSource: func(_ context.Context, after uint64) (consumer.Source, error) { return trainer.ArchiveSource(r, after), nil },
+		OpenSource: func(_ context.Context, after uint64) (consumer.Source, error) {
+			return trainer.ArchiveSource(r, after), nil
+		},
 	})
 	kernels.SetWorkers(prev)
 	fromStream := t.TempDir()
