@@ -252,6 +252,10 @@ func printBench(w io.Writer, rep *benchReport) {
 		if raw := r.Raw; raw != nil {
 			fmt.Fprintf(w, "    pipeline %.3f s per run: %.2f pairs/s; JetStream alone (the same %d messages of %.2f MiB: PublishAsync + pull consumer, acked, not decoded): %.3f s, %.2f pairs/s, %.1f MiB/s; pipeline/raw %.3f\n",
 				r.Seconds, r.PairsPerSec, raw.Messages, float64(raw.MessageBytes)/(1<<20), raw.Seconds, raw.PairsPerSec, raw.MiBPerSec, raw.Ratio)
+			if raw.DeliverySeconds > 0 {
+				fmt.Fprintf(w, "    delivery (the same messages into pdmflow's consumer: decode, validation, dedup, pool; no generation): %.3f s, %.2f pairs/s; delivery/raw %.3f\n",
+					raw.DeliverySeconds, raw.DeliveryPairsPerSec, raw.DeliveryRatio)
+			}
 		}
 	}
 	if rep.Torch != nil {

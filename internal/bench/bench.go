@@ -86,6 +86,12 @@ type Raw struct {
 	MessageBytes int       `json:"message_bytes"` // mean encoded size
 	// Ratio is the pipeline's pairs/s over JetStream's alone.
 	Ratio float64 `json:"pipeline_over_raw"`
+	// Delivery is the same messages through pdmflow's consumer (decode,
+	// validation, dedup, pool) without the producer's generation.
+	DeliveryTimes       []float64 `json:"delivery_times_s,omitempty"`
+	DeliverySeconds     float64   `json:"delivery_median_s,omitempty"`
+	DeliveryPairsPerSec float64   `json:"delivery_pairs_per_s,omitempty"`
+	DeliveryRatio       float64   `json:"delivery_over_raw,omitempty"`
 }
 
 // phase is one timed part of a workload; fn returns the time of the
@@ -180,6 +186,11 @@ func Run(ctx context.Context, name string, s Shapes, o Options) (*Result, error)
 		raw.PairsPerSec = float64(w.pairs) / raw.Seconds
 		raw.MiBPerSec = float64(raw.Messages*raw.MessageBytes) / (1 << 20) / raw.Seconds
 		raw.Ratio = r.PairsPerSec / raw.PairsPerSec
+		if len(w.phases) > 2 {
+			raw.DeliveryTimes, raw.DeliverySeconds = times[2], median(times[2])
+			raw.DeliveryPairsPerSec = float64(w.pairs) / raw.DeliverySeconds
+			raw.DeliveryRatio = raw.DeliveryPairsPerSec / raw.PairsPerSec
+		}
 		r.Raw = raw
 	}
 	for _, v := range []float64{r.Seconds, r.PairsPerSec} {

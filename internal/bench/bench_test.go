@@ -134,6 +134,8 @@ func TestWorkloadsQuick(t *testing.T) {
 				}
 				positive("raw pairs/s", r.Raw.PairsPerSec)
 				positive("pipeline/raw", r.Raw.Ratio)
+				positive("delivery pairs/s", r.Raw.DeliveryPairsPerSec)
+				positive("delivery/raw", r.Raw.DeliveryRatio)
 				if r.Raw.Messages != s.Messages || r.Raw.MessageBytes <= 0 || r.PairsPerIter != s.Messages*s.MsgPairs {
 					t.Errorf("raw %+v, pairs per run %d", r.Raw, r.PairsPerIter)
 				}

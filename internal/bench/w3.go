@@ -92,7 +92,7 @@ func newW3(ctx context.Context, s Shapes) (_ *workload, err error) {
 		w.images.Items = append(w.images.Items, dataset.Item{Path: fmt.Sprintf("bench%d.png", i), W: side, H: side, Pix: pix})
 	}
 	return &workload{
-		phases:   []phase{{"pipeline", w.pipeline}, {"raw", w.rawRun}},
+		phases:   []phase{{"pipeline", w.pipeline}, {"raw", w.rawRun}, {"delivery", w.delivery}},
 		pairs:    s.Messages * w.ppm,
 		msgBytes: w.meanMsgBytes,
 		close:    w.close,
@@ -298,6 +298,72 @@ func (w *w3) rawRun(ctx context.Context, iter int) (time.Duration, error) {
 		return 0, fmt.Errorf("bench: raw consume: %w", err)
 	}
 	d := time.Since(t0)
+	if err := w.raw.Purge(ctx); err != nil {
+		return 0, fmt.Errorf("bench: purge: %w", err)
+	}
+	return d, nil
+}
+
+// delivery is the pipeline without the producer's generation: the first
+// pipeline run's encoded messages published as rawRun publishes them, into
+// pdmflow's consumer (fetch, decode, validation, dedup, shuffle pool) from
+// which batches are taken until every pair has arrived. Against rawRun it
+// is the cost of the decoding side; against pipeline, the producer's.
+func (w *w3) delivery(ctx context.Context, iter int) (time.Duration, error) {
+	if w.msgs == nil {
+		if _, err := w.pipeline(ctx, iter); err != nil {
+			return 0, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, w3Timeout)
+	defer cancel()
+	w.seq++
+	subject := fmt.Sprintf("%s.%d", w3RawSubject, w.seq)
+	durable := fmt.Sprintf("delivery-%d", w.seq)
+	cons, err := consumer.New(ctx, w.js, consumer.Config{Stream: w3RawStream, Durable: durable, Subject: subject, PoolPairs: w.poolPairs()}, consumer.State{}, nil, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer w.js.DeleteConsumer(context.WithoutCancel(ctx), w3RawStream, durable)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = cons.Run(runCtx)
+	}()
+	total := len(w.msgs) * w.ppm
+	t0 := time.Now()
+	futs := make([]jetstream.PubAckFuture, 0, len(w.msgs))
+	for _, m := range w.msgs {
+		f, err := w.rawJS.PublishAsync(subject, m)
+		if err != nil {
+			return 0, fmt.Errorf("bench: delivery publish: %w", err)
+		}
+		futs = append(futs, f)
+	}
+	r := rand.New(rand.NewPCG(uint64(w.seq), 5))
+	for got := 0; got < total; {
+		es, _, err := cons.Take(runCtx, min(w.s.Batch, total-got), r)
+		if err != nil {
+			return 0, fmt.Errorf("bench: delivery after %d of %d pairs: %w", got, total, err)
+		}
+		got += len(es)
+	}
+	for _, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return 0, fmt.Errorf("bench: delivery publish: %w", err)
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	d := time.Since(t0)
+	stop()
+	_ = w.js.DeleteConsumer(ctx, w3RawStream, durable)
+	wg.Wait()
 	if err := w.raw.Purge(ctx); err != nil {
 		return 0, fmt.Errorf("bench: purge: %w", err)
 	}
