@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/pdmflow/pdmflow/archive"
@@ -14,14 +16,14 @@ import (
 )
 
 func cmdRegenerate(ctx context.Context, e *env, args []string) error {
-	fs, c := newFlags(e, "regenerate", "regenerate --archive URL --hr DIR|s3://... [--store URL] (--sample RUN/PRODUCER/BATCH/INDEX[,...] | --seq N[,...] | --all) [S3 flags]")
+	fs, c := newFlags(e, "regenerate", "regenerate --archive URL --hr DIR|s3://... [--store URL] (--sample RUN/PRODUCER/BATCH/INDEX[,...] | --seq N[-M][,...] | --all) [S3 flags]")
 	var conn connection
 	conn.addFlags(fs)
 	archiveURL := fs.String("archive", "", "archive written by 'pdmflow export' (a directory or s3://bucket/prefix)")
 	hr := fs.String("hr", "", "the producers' HR images (the same files: a directory or s3://bucket/prefix)")
 	storeURL := fs.String("store", "", "blob store of the PDM weights (the trainer's --store); weights are fetched by the SHA-256 each row records")
 	samples := fs.String("sample", "", "comma-separated sample ids to regenerate (their whole batches are recomputed)")
-	seqs := fs.String("seq", "", "comma-separated stream sequences of archived messages to regenerate")
+	seqs := fs.String("seq", "", "stream sequences of archived messages to regenerate: N, N-M, or a comma-separated list of both")
 	all := fs.Bool("all", false, "regenerate every message of the archive")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
@@ -70,18 +72,31 @@ func cmdRegenerate(ctx context.Context, e *env, args []string) error {
 			bySeq[m.Seq] = i
 		}
 		for _, s := range strings.Split(*seqs, ",") {
-			var seq uint64
-			if _, err := fmt.Sscan(strings.TrimSpace(s), &seq); err != nil {
-				return fmt.Errorf("%w: --seq %q", errUsage, s)
+			lo, hi, err := seqRange(strings.TrimSpace(s))
+			if err != nil {
+				return fmt.Errorf("%w: --seq %q: %v", errUsage, s, err)
 			}
-			i, ok := bySeq[seq]
-			if !ok {
-				return fmt.Errorf("stream sequence %d is not in the archive (it holds %d-%d)", seq, r.Manifest().FirstSeq, r.Manifest().LastSeq)
+			found := 0
+			for seq := lo; seq <= hi; seq++ {
+				i, ok := bySeq[seq]
+				if !ok {
+					if lo == hi {
+						return fmt.Errorf("stream sequence %d is not in the archive (it holds %d-%d)", seq, r.Manifest().FirstSeq, r.Manifest().LastSeq)
+					}
+					continue // a range may span other runs' messages
+				}
+				if msgs[i].Error != "" {
+					if lo == hi {
+						return fmt.Errorf("stream sequence %d was refused by the decoder when it was archived (%s): nothing to regenerate", seq, msgs[i].Error)
+					}
+					continue
+				}
+				picks = append(picks, pick{msg: i})
+				found++
 			}
-			if msgs[i].Error != "" {
-				return fmt.Errorf("stream sequence %d was refused by the decoder when it was archived (%s): nothing to regenerate", seq, msgs[i].Error)
+			if found == 0 {
+				return fmt.Errorf("no regenerable message of the archive (which holds %d-%d) is in %s", r.Manifest().FirstSeq, r.Manifest().LastSeq, s)
 			}
-			picks = append(picks, pick{msg: i})
 		}
 	default:
 		at := map[int]int{}
@@ -168,4 +183,19 @@ func cmdRegenerate(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%d of %d regenerated rows differ from the record", differ, checked)
 	}
 	return nil
+}
+
+// seqRange parses "N" or "N-M" (inclusive).
+func seqRange(s string) (lo, hi uint64, err error) {
+	a, b, isRange := strings.Cut(s, "-")
+	if lo, err = strconv.ParseUint(a, 10, 64); err != nil {
+		return 0, 0, errors.New("want N or N-M")
+	}
+	hi = lo
+	if isRange {
+		if hi, err = strconv.ParseUint(b, 10, 64); err != nil || hi < lo {
+			return 0, 0, errors.New("want N or N-M with N <= M")
+		}
+	}
+	return lo, hi, nil
 }

@@ -84,6 +84,12 @@ func TestReproduceThroughTheCLI(t *testing.T) {
 		t.Fatalf("regenerate: exit %d\n%s\n%s", code, o, e)
 	}
 	t.Log(strings.TrimSpace(o))
+	if o, e, code := cmd("regenerate", "--archive", archiveDir, "--hr", hr, "--store", store, "--seq", "2-5,9"); code != exitOK || !strings.Contains(o, "of 5 messages") {
+		t.Fatalf("regenerate --seq 2-5,9: exit %d\n%s\n%s", code, o, e)
+	}
+	if _, e, code := cmd("regenerate", "--archive", archiveDir, "--hr", hr, "--store", store, "--seq", "5-2"); code != exitUsage || !strings.Contains(e, "N <= M") {
+		t.Fatalf("regenerate --seq 5-2: exit %d\n%s", code, e)
+	}
 
 	// A replay with another seed is told apart: the comparison can fail.
 	other := *cfg
