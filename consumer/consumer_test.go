@@ -217,3 +217,47 @@ func TestEnsureStreamKeepsOperatorSettings(t *testing.T) {
 		t.Errorf("retention became %d bytes, %v; want the operator's 1 MiB, 1h", info.Config.MaxBytes, info.Config.MaxAge)
 	}
 }
+
+// TestConsumerStartSeqAndTime: a consumer with no recorded position
+// starts where Config says, by sequence or by time (a replay from the
+// middle of a stream), and a recorded position takes precedence.
+func TestConsumerStartSeqAndTime(t *testing.T) {
+	js := jsServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	subj := "pdmflow.pairs.r.p0"
+	for s := uint64(0); s < 2; s++ {
+		publish(t, js, subj, encode(t, testBatch("p0", s, 2)))
+	}
+	time.Sleep(20 * time.Millisecond)
+	mid := time.Now()
+	time.Sleep(20 * time.Millisecond)
+	for s := uint64(2); s < 5; s++ {
+		publish(t, js, subj, encode(t, testBatch("p0", s, 2)))
+	}
+	first := func(cfg Config, st State) uint64 {
+		t.Helper()
+		cfg.Stream, cfg.Subject, cfg.PoolPairs = "PDMFLOW_PAIRS", "pdmflow.pairs.r.>", 2
+		c, err := New(ctx, js, cfg, st, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go c.Run(cctx)
+		es, _, err := c.Take(ctx, 2, rand.New(rand.NewPCG(1, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return es[0].StreamSeq
+	}
+	if got := first(Config{Durable: "a", StartSeq: 4}, State{}); got != 4 {
+		t.Errorf("StartSeq 4: first message %d", got)
+	}
+	if got := first(Config{Durable: "b", StartTime: mid}, State{}); got != 3 {
+		t.Errorf("StartTime between messages 2 and 3: first message %d", got)
+	}
+	if got := first(Config{Durable: "c", StartSeq: 4}, State{Position: 1}); got != 2 {
+		t.Errorf("a recorded position 1 with StartSeq 4: first message %d, want 2", got)
+	}
+}
