@@ -209,6 +209,23 @@ func resizeAlongH[T Float](planes, h, oh, w int, dst, src []T, t resizeTable[T])
 			plane := src[p*h*w:][:h*w]
 			out := dst[r*w:][:w]
 			idx, wt := t.idx[i*t.k:][:t.k], t.w[i*t.k:][:t.k]
+			if o32, ok := any(out).([]float32); ok {
+				// float32: the same arithmetic in vector registers.
+				p32, w32 := any(plane).([]float32), any(wt).([]float32)
+				scale(o32, p32[idx[0]*w:][:w], w32[0])
+				k := 1
+				for ; k+4 <= t.k; k += 4 {
+					axpy4(o32, p32[idx[k]*w:][:w], p32[idx[k+1]*w:][:w], p32[idx[k+2]*w:][:w], p32[idx[k+3]*w:][:w],
+						w32[k], w32[k+1], w32[k+2], w32[k+3])
+				}
+				for ; k < t.k; k++ {
+					in, c := p32[idx[k]*w:][:w], w32[k]
+					for j, v := range in {
+						o32[j] += c * v
+					}
+				}
+				continue
+			}
 			in := plane[idx[0]*w:][:w]
 			c := wt[0]
 			for j, v := range in {

@@ -295,3 +295,28 @@ func TestResizeAlongHGroupedTaps(t *testing.T) {
 		}
 	}
 }
+
+// TestAxpy4MatchesGo: the vector axpy4 and scale give the Go loops' bits
+// for every length up to 40 (vector body and scalar tail).
+func TestAxpy4MatchesGo(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for n := 0; n <= 40; n++ {
+		in := make([][]float32, 4)
+		for i := range in {
+			in[i] = randSlice[float32](r, n)
+		}
+		out := randSlice[float32](r, n)
+		want := append([]float32(nil), out...)
+		c := [4]float32{r.Float32() - 0.5, r.Float32(), -r.Float32(), r.Float32() * 3}
+		axpy4(out, in[0], in[1], in[2], in[3], c[0], c[1], c[2], c[3])
+		axpy4Go(want, in[0], in[1], in[2], in[3], c[0], c[1], c[2], c[3])
+		got2, want2 := make([]float32, n), make([]float32, n)
+		scale(got2, in[0], c[0])
+		scaleGo(want2, in[0], c[0])
+		for j := 0; j < n; j++ {
+			if math.Float32bits(out[j]) != math.Float32bits(want[j]) || math.Float32bits(got2[j]) != math.Float32bits(want2[j]) {
+				t.Fatalf("n=%d j=%d: axpy4 %g want %g; scale %g want %g", n, j, out[j], want[j], got2[j], want2[j])
+			}
+		}
+	}
+}
