@@ -18,3 +18,19 @@ func scaleGo(out, a []float32, c float32) {
 		out[j] = c * v
 	}
 }
+
+// axpy1Go is axpy1 in plain Go.
+func axpy1Go(out, a []float32, c float32) {
+	a = a[:len(out)]
+	for j, v := range a {
+		out[j] += c * v
+	}
+}
+
+// unit8Go is Unit8 in plain Go.
+func unit8Go(out []float32, a []uint8) {
+	a = a[:len(out)]
+	for j, v := range a {
+		out[j] = float32(v) / 255
+	}
+}

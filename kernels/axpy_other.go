@@ -7,3 +7,8 @@ func axpy4(out, a, b, c, d []float32, c0, c1, c2, c3 float32) {
 }
 
 func scale(out, a []float32, c float32) { scaleGo(out, a, c) }
+
+func axpy1(out, a []float32, c float32) { axpy1Go(out, a, c) }
+
+// Unit8 sets out[j] = float32(a[j]) / 255.
+func Unit8(out []float32, a []uint8) { unit8Go(out, a) }

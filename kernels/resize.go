@@ -219,10 +219,7 @@ func resizeAlongH[T Float](planes, h, oh, w int, dst, src []T, t resizeTable[T])
 						w32[k], w32[k+1], w32[k+2], w32[k+3])
 				}
 				for ; k < t.k; k++ {
-					in, c := p32[idx[k]*w:][:w], w32[k]
-					for j, v := range in {
-						o32[j] += c * v
-					}
+					axpy1(o32, p32[idx[k]*w:][:w], w32[k])
 				}
 				continue
 			}

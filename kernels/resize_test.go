@@ -296,9 +296,20 @@ func TestResizeAlongHGroupedTaps(t *testing.T) {
 	}
 }
 
-// TestAxpy4MatchesGo: the vector axpy4 and scale give the Go loops' bits
-// for every length up to 40 (vector body and scalar tail).
+// TestAxpy4MatchesGo: the vector axpy4, axpy1, scale and Unit8 give the Go loops' bits
+// for every length up to 40 (vector body and scalar tail), Unit8 for every byte.
 func TestAxpy4MatchesGo(t *testing.T) {
+	all := make([]uint8, 256)
+	for v := range all {
+		all[v] = uint8(v)
+	}
+	u := make([]float32, 256)
+	Unit8(u, all)
+	for v, f := range u {
+		if f != float32(v)/255 {
+			t.Fatalf("Unit8(%d) = %g, want %g", v, f, float32(v)/255)
+		}
+	}
 	r := rand.New(rand.NewPCG(11, 12))
 	for n := 0; n <= 40; n++ {
 		in := make([][]float32, 4)
@@ -313,6 +324,20 @@ func TestAxpy4MatchesGo(t *testing.T) {
 		got2, want2 := make([]float32, n), make([]float32, n)
 		scale(got2, in[0], c[0])
 		scaleGo(want2, in[0], c[0])
+		axpy1(got2, in[1], c[1])
+		axpy1Go(want2, in[1], c[1])
+		u8 := make([]uint8, n)
+		for j := range u8 {
+			u8[j] = uint8(r.IntN(256))
+		}
+		got3, want3 := make([]float32, n), make([]float32, n)
+		Unit8(got3, u8)
+		unit8Go(want3, u8)
+		for j := range got3 {
+			if math.Float32bits(got3[j]) != math.Float32bits(want3[j]) {
+				t.Fatalf("n=%d j=%d: Unit8(%d) = %g, want %g", n, j, u8[j], got3[j], want3[j])
+			}
+		}
 		for j := 0; j < n; j++ {
 			if math.Float32bits(out[j]) != math.Float32bits(want[j]) || math.Float32bits(got2[j]) != math.Float32bits(want2[j]) {
 				t.Fatalf("n=%d j=%d: axpy4 %g want %g; scale %g want %g", n, j, out[j], want[j], got2[j], want2[j])

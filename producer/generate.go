@@ -129,10 +129,7 @@ func (g *generator) generateSeeds(images *dataset.Dataset, seeds []uint64, m bat
 		it := images.Items[c.Image]
 		x := make([]uint8, hrN)
 		images.ExtractU8(c, x)
-		hr := g.hrBuf[i*hrN : (i+1)*hrN]
-		for j, v := range x {
-			hr[j] = dataset.Unit[v]
-		}
+		kernels.Unit8(g.hrBuf[i*hrN:(i+1)*hrN], x)
 		b.Pairs[i] = schema.Pair{
 			SampleID:       fmt.Sprintf("%s/%s/%d/%d", m.run, m.producer, m.batchSeq, i),
 			RunID:          m.run,
