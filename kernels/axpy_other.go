@@ -12,3 +12,6 @@ func axpy1(out, a []float32, c float32) { axpy1Go(out, a, c) }
 
 // Unit8 sets out[j] = float32(a[j]) / 255.
 func Unit8(out []float32, a []uint8) { unit8Go(out, a) }
+
+// haveAVX2 is false: the vector paths are assembly for amd64.
+const haveAVX2 = false

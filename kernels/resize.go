@@ -253,6 +253,44 @@ func resizeAlongH[T Float](planes, h, oh, w int, dst, src []T, t resizeTable[T])
 
 // resizeAlongW resizes the rows of planes images of h x w to h x ow.
 func resizeAlongW[T Float](planes, h, w, ow int, dst, src []T, t resizeTable[T]) {
+	if d32, ok := any(dst).([]float32); ok && haveAVX2 && h >= 8 {
+		resizeAlongWT(planes, h, w, ow, d32, any(src).([]float32), any(t).(resizeTable[float32]))
+		return
+	}
+	resizeAlongWRows(planes, h, w, ow, dst, src, t)
+}
+
+// resizeAlongWT is resizeAlongW for float32 through transposed planes:
+// each output column is then a weighted sum of whole (transposed) input
+// columns, accumulated from zero tap by tap as resizeAlongWRows does, in
+// vector registers. The same bits.
+func resizeAlongWT(planes, h, w, ow int, dst, src []float32, t resizeTable[float32]) {
+	parallelFor(planes, max(1, 32768/(h*ow*t.k)), func(lo, hi int) {
+		buf := getBuf[float32](w*h + ow*h)
+		defer putBuf(buf)
+		tin, tout := (*buf)[:w*h], (*buf)[w*h:]
+		for p := lo; p < hi; p++ {
+			transpose(tin, src[p*h*w:(p+1)*h*w], h, w)
+			for j := 0; j < ow; j++ {
+				out := tout[j*h : (j+1)*h]
+				clear(out)
+				idx, wt := t.idx[j*t.k:][:t.k], t.w[j*t.k:][:t.k]
+				k := 0
+				for ; k+4 <= t.k; k += 4 {
+					axpy4(out, tin[idx[k]*h:][:h], tin[idx[k+1]*h:][:h], tin[idx[k+2]*h:][:h], tin[idx[k+3]*h:][:h],
+						wt[k], wt[k+1], wt[k+2], wt[k+3])
+				}
+				for ; k < t.k; k++ {
+					axpy1(out, tin[idx[k]*h:][:h], wt[k])
+				}
+			}
+			transpose(dst[p*h*ow:(p+1)*h*ow], tout, ow, h)
+		}
+	})
+}
+
+// resizeAlongWRows is resizeAlongW one output pixel at a time.
+func resizeAlongWRows[T Float](planes, h, w, ow int, dst, src []T, t resizeTable[T]) {
 	parallelFor(planes*h, max(1, 32768/(ow*t.k)), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			in := src[r*w:][:w]

@@ -345,3 +345,26 @@ func TestAxpy4MatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestResizeAlongWTransposed: the float32 column pass through transposed
+// planes gives resizeAlongWRows's bits, down and up, tap counts of every
+// remainder.
+func TestResizeAlongWTransposed(t *testing.T) {
+	if !haveAVX2 {
+		t.Skip("resizeAlongWT needs AVX2, which this CPU (or the noasm build) does not have")
+	}
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, sz := range [][3]int{{32, 128, 32}, {9, 37, 11}, {16, 16, 48}, {8, 9, 3}, {21, 20, 20}} {
+		h, w, ow := sz[0], sz[1], sz[2]
+		src := randSlice[float32](r, 3*h*w)
+		tab := newResizeTable[float32](w, ow)
+		got, want := make([]float32, 3*h*ow), make([]float32, 3*h*ow)
+		resizeAlongWT(3, h, w, ow, got, src, tab)
+		resizeAlongWRows(3, h, w, ow, want, src, tab)
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%dx%d -> %d (%d taps): element %d = %g, want %g", h, w, ow, tab.k, i, got[i], want[i])
+			}
+		}
+	}
+}
