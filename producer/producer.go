@@ -61,8 +61,13 @@ type Config struct {
 	LagBudget        int           // pause while the consumer has more pending messages than this (default 16)
 	LagPoll          time.Duration // how often to look at the lag while paused (default 200ms)
 	WeightsPoll      time.Duration // how often to poll the weights pointer besides watching it (default 5s)
-	MaxBatches       int           // stop after this many batches (0: until ctx ends)
-	Compression      string        // Arrow IPC body compression: "", "lz4" or "zstd"
+	// AckTimeout is how long a published batch waits for JetStream's ack
+	// before it is published again with the same message id (the stream's
+	// duplicate window drops it if the first one landed). An ack can be
+	// lost when a cluster's stream leader goes down (default 15s).
+	AckTimeout  time.Duration
+	MaxBatches  int    // stop after this many batches (0: until ctx ends)
+	Compression string // Arrow IPC body compression: "", "lz4" or "zstd"
 }
 
 func (c *Config) defaults() {
@@ -77,6 +82,9 @@ func (c *Config) defaults() {
 	}
 	if c.LagPoll <= 0 {
 		c.LagPoll = 200 * time.Millisecond
+	}
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = 15 * time.Second
 	}
 	if c.WeightsPoll <= 0 {
 		c.WeightsPoll = 5 * time.Second
@@ -422,15 +430,21 @@ func (p *Producer) send(ctx context.Context, msg *nats.Msg, pairs int) {
 		backoff := 100 * time.Millisecond
 		for {
 			if err == nil {
+				timeout := time.NewTimer(p.cfg.AckTimeout)
 				select {
 				case <-fut.Ok():
+					timeout.Stop()
 					p.m.AckLatency.Observe(time.Since(t0).Seconds())
 					p.m.Batches.Inc()
 					p.m.Pairs.Add(float64(pairs))
 					p.m.Bytes.Add(float64(size))
 					return
 				case err = <-fut.Err():
+					timeout.Stop()
+				case <-timeout.C:
+					err = fmt.Errorf("no ack within %v", p.cfg.AckTimeout)
 				case <-ctx.Done():
+					timeout.Stop()
 					return
 				}
 			}

@@ -10,9 +10,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"gorgonia.org/tensor"
@@ -287,5 +289,72 @@ func TestProducerBackpressure(t *testing.T) {
 	// The bicubic y_ref is what a direct bicubic downsampling of x_ref gives.
 	if b.Degradation != DegradeBicubic || b.KernelSize != 0 || b.Pairs[0].Kernel != nil {
 		t.Errorf("bicubic batch header %+v, kernel %v", b.Header, b.Pairs[0].Kernel)
+	}
+}
+
+// TestProducerRepublishesWithoutAck: a batch whose ack never comes (as when
+// a cluster's stream leader goes down with it) is published again after
+// AckTimeout with the same message id, and the producer goes on once it is
+// acked. A plain subscriber stands in for the stream: it swallows the first
+// copy of every batch and acks the second.
+func TestProducerRepublishesWithoutAck(t *testing.T) {
+	b, js := testutil.JetStream(t)
+	ctx := context.Background()
+	if _, err := consumer.EnsureStream(ctx, js, consumer.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(b.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	sub, err := nc.Subscribe("lost.>", func(m *nats.Msg) {
+		id := m.Header.Get(jetstream.MsgIDHeader)
+		mu.Lock()
+		seen[id]++
+		n := seen[id]
+		mu.Unlock()
+		if n >= 2 {
+			_ = m.Respond([]byte(`{"stream":"PDMFLOW_PAIRS","seq":1}`))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.NewProducer(nil, "p0")
+	p, err := New(Config{Run: "run1", ID: "p0", Stream: "PDMFLOW_PAIRS", Subject: "lost", Degradation: DegradeBicubic,
+		Scale: 4, HRSize: 16, BatchPairs: 2, MaxBatches: 2, AckTimeout: 100 * time.Millisecond}, js, nil, testImages(t), nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := p.Run(rctx); err != nil {
+		t.Fatal(err)
+	}
+	if rctx.Err() != nil {
+		t.Fatal("the producer did not finish: an unacked batch stalled it")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 {
+		t.Fatalf("message ids seen %v, want two batches", seen)
+	}
+	for id, n := range seen {
+		if n != 2 {
+			t.Errorf("batch %s published %d times, want 2 (once lost, once acked)", id, n)
+		}
+	}
+	if v := promtest.ToFloat64(m.PublishErrors); v < 2 {
+		t.Errorf("publish errors %v, want at least 2", v)
+	}
+	if v := promtest.ToFloat64(m.Batches); v != 2 {
+		t.Errorf("acked batches %v, want 2", v)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.yaml.in/yaml/v3"
@@ -122,7 +123,9 @@ func (c *connection) dial(ctx context.Context, e *env, name string) (jetstream.J
 	if err != nil {
 		return nil, nil, err
 	}
-	js, err := jetstream.New(nc)
+	// Acks lost in a leader change must not pin pending futures forever
+	// (producers republish after their own, shorter, AckTimeout).
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(time.Minute))
 	if err != nil {
 		nc.Close()
 		return nil, nil, err

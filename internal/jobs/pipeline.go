@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -98,7 +99,7 @@ func Pipeline(ctx context.Context, o PipelineOptions) error {
 		return err
 	}
 	defer conn.Close()
-	js, err := jetstream.New(conn)
+	js, err := jetstream.New(conn, jetstream.WithPublishAsyncTimeout(time.Minute))
 	if err != nil {
 		return fmt.Errorf("jobs: %w", err)
 	}
