@@ -156,6 +156,7 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&pc.LagBudget, "lag-budget", 16, "pause while the trainer has more than this many messages pending")
 	fs.StringVar(&pc.Consumer, "consumer", "", "the trainer's durable consumer to watch for lag (default trainer-RUN)")
 	fs.IntVar(&pc.MaxBatches, "batches", 0, "stop after this many batches (default: until interrupted)")
+	fs.DurationVar(&pc.AckTimeout, "ack-timeout", 0, "publish a batch again (same message id) when JetStream has not acked it after this long (default 15s)")
 	fs.StringVar(&pc.Compression, "compression", "", "Arrow IPC compression: lz4 or zstd (default none)")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
