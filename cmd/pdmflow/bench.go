@@ -31,7 +31,7 @@ const benchWarmup = 2
 // RSS it reports is that workload's.
 const benchChildFlag = "child"
 
-const benchSynopsis = "bench [--workloads w1,w2,w3] [--iters N] [--batch N] [--quick] [--torch | --no-torch] [--json]"
+const benchSynopsis = "bench [--workloads w1,w2,w3] [--iters N] [--batch N] [--quick] [--torch | --no-torch] [--json] [--cpuprofile FILE (one per workload: FILE.w1 ...)]"
 
 // benchReport is what `pdmflow bench --json` prints.
 type benchReport struct {
@@ -113,6 +113,11 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 			"--threads", strconv.Itoa(c.threads), "--log-level", c.logLevel}
 		if *quick {
 			childArgs = append(childArgs, "--quick")
+		}
+		if c.cpuProfile != "" {
+			// The workload runs in the child: profile it there.
+			childArgs = append(childArgs, "--cpuprofile", c.cpuProfile+"."+name)
+			fmt.Fprintf(e.stderr, "bench: %s: CPU profile in %s\n", name, c.cpuProfile+"."+name)
 		}
 		r, err := benchChild(ctx, e, exe, childArgs)
 		if err != nil {
