@@ -19,7 +19,7 @@ import (
 // Open (one replica) does not scale it down.
 func TestOpenReplicas(t *testing.T) {
 	if testing.Short() {
-		t.Skip("cluster formation takes a few seconds")
+		t.Skip("-short: forming a 3-node cluster takes a few seconds")
 	}
 	var routes []string
 	ports := make([]int, 3)

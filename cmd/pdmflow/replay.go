@@ -1,18 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/csv"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/pdmflow/pdmflow/archive"
 	"github.com/pdmflow/pdmflow/consumer"
-	"github.com/pdmflow/pdmflow/internal/safetensors"
 	"github.com/pdmflow/pdmflow/producer"
 	"github.com/pdmflow/pdmflow/registry"
 	"github.com/pdmflow/pdmflow/store"
@@ -110,7 +104,7 @@ func cmdReplay(ctx context.Context, e *env, args []string) error {
 	if *compare == "" {
 		return nil
 	}
-	diffs, err := compareRuns(*compare, *out)
+	diffs, err := trainer.CompareOutputs(*compare, *out)
 	if err != nil {
 		return err
 	}
@@ -122,89 +116,4 @@ func cmdReplay(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "bit-identical to %s: every logged loss, %s and %s\n", *compare, trainer.PDMFile, trainer.SRFile)
 	return nil
-}
-
-// compareRuns compares two training outputs: the loss columns of
-// train_log.csv (not the timing ones) and every tensor of the weights.
-func compareRuns(a, b string) ([]string, error) {
-	var diffs []string
-	la, err := readLossLog(filepath.Join(a, trainer.LogFile))
-	if err != nil {
-		return nil, err
-	}
-	lb, err := readLossLog(filepath.Join(b, trainer.LogFile))
-	if err != nil {
-		return nil, err
-	}
-	if len(la) != len(lb) {
-		diffs = append(diffs, fmt.Sprintf("%s: %d rows against %d", trainer.LogFile, len(la), len(lb)))
-	}
-	for i := 0; i < min(len(la), len(lb)); i++ {
-		for k, v := range la[i] {
-			if lb[i][k] != v {
-				diffs = append(diffs, fmt.Sprintf("%s row %d: %s %s against %s", trainer.LogFile, i+1, k, v, lb[i][k]))
-			}
-		}
-	}
-	for _, f := range []string{trainer.PDMFile, trainer.SRFile} {
-		ta, errA := readTensors(filepath.Join(a, f))
-		tb, errB := readTensors(filepath.Join(b, f))
-		if errors.Is(errA, os.ErrNotExist) && errors.Is(errB, os.ErrNotExist) {
-			continue
-		}
-		if errA != nil {
-			return nil, errA
-		}
-		if errB != nil {
-			return nil, errB
-		}
-		for _, x := range ta.Tensors {
-			y, ok := tb.Get(x.Name)
-			switch {
-			case !ok:
-				diffs = append(diffs, fmt.Sprintf("%s: tensor %s missing from %s", f, x.Name, b))
-			case !bytes.Equal(x.Data, y.Data):
-				diffs = append(diffs, fmt.Sprintf("%s: tensor %s differs", f, x.Name))
-			}
-		}
-	}
-	return diffs, nil
-}
-
-// readLossLog reads train_log.csv as one map per row, without the columns
-// that measure time.
-func readLossLog(path string) ([]map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	var out []map[string]string
-	for _, r := range rows[min(1, len(rows)):] {
-		m := map[string]string{}
-		for i, h := range rows[0] {
-			if h == "unix_time" || h == "step_s" || h == "wait_s" || i >= len(r) {
-				continue
-			}
-			m[h] = r[i]
-		}
-		out = append(out, m)
-	}
-	return out, nil
-}
-
-func readTensors(path string) (*safetensors.File, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	f, err := safetensors.Decode(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return f, nil
 }

@@ -228,10 +228,8 @@ func storedMessages(ctx context.Context, st jetstream.Stream) ([][]byte, error) 
 // message acked and not decoded. The time runs from the first publish to
 // the last message received with every publish acked.
 func (w *w3) rawRun(ctx context.Context, iter int) (time.Duration, error) {
-	if w.msgs == nil {
-		if _, err := w.pipeline(ctx, iter); err != nil {
-			return 0, err
-		}
+	if err := w.ensureMsgs(ctx, iter); err != nil {
+		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, w3Timeout)
 	defer cancel()
@@ -277,22 +275,12 @@ func (w *w3) rawRun(ctx context.Context, iter int) (time.Duration, error) {
 		}
 		got <- nil
 	}()
-	futs := make([]jetstream.PubAckFuture, 0, n)
-	for _, m := range w.msgs {
-		f, err := w.rawJS.PublishAsync(subject, m)
-		if err != nil {
-			return 0, fmt.Errorf("bench: raw publish: %w", err)
-		}
-		futs = append(futs, f)
+	acked, err := w.publishStored(ctx, subject)
+	if err != nil {
+		return 0, err
 	}
-	for _, f := range futs {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return 0, fmt.Errorf("bench: raw publish: %w", err)
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
+	if err := acked(); err != nil {
+		return 0, err
 	}
 	if err := <-got; err != nil {
 		return 0, fmt.Errorf("bench: raw consume: %w", err)
@@ -310,10 +298,8 @@ func (w *w3) rawRun(ctx context.Context, iter int) (time.Duration, error) {
 // which batches are taken until every pair has arrived. Against rawRun it
 // is the cost of the decoding side; against pipeline, the producer's.
 func (w *w3) delivery(ctx context.Context, iter int) (time.Duration, error) {
-	if w.msgs == nil {
-		if _, err := w.pipeline(ctx, iter); err != nil {
-			return 0, err
-		}
+	if err := w.ensureMsgs(ctx, iter); err != nil {
+		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, w3Timeout)
 	defer cancel()
@@ -335,13 +321,9 @@ func (w *w3) delivery(ctx context.Context, iter int) (time.Duration, error) {
 	}()
 	total := len(w.msgs) * w.ppm
 	t0 := time.Now()
-	futs := make([]jetstream.PubAckFuture, 0, len(w.msgs))
-	for _, m := range w.msgs {
-		f, err := w.rawJS.PublishAsync(subject, m)
-		if err != nil {
-			return 0, fmt.Errorf("bench: delivery publish: %w", err)
-		}
-		futs = append(futs, f)
+	acked, err := w.publishStored(ctx, subject)
+	if err != nil {
+		return 0, err
 	}
 	r := rand.New(rand.NewPCG(uint64(w.seq), 5))
 	for got := 0; got < total; {
@@ -351,14 +333,8 @@ func (w *w3) delivery(ctx context.Context, iter int) (time.Duration, error) {
 		}
 		got += len(es)
 	}
-	for _, f := range futs {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return 0, fmt.Errorf("bench: delivery publish: %w", err)
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
+	if err := acked(); err != nil {
+		return 0, err
 	}
 	d := time.Since(t0)
 	stop()
@@ -368,4 +344,39 @@ func (w *w3) delivery(ctx context.Context, iter int) (time.Duration, error) {
 		return 0, fmt.Errorf("bench: purge: %w", err)
 	}
 	return d, nil
+}
+
+// ensureMsgs runs the pipeline once if the stored messages that rawRun and
+// delivery publish have not been read yet.
+func (w *w3) ensureMsgs(ctx context.Context, iter int) error {
+	if w.msgs != nil {
+		return nil
+	}
+	_, err := w.pipeline(ctx, iter)
+	return err
+}
+
+// publishStored publishes the stored messages to subject with PublishAsync
+// and returns a function that waits for every ack.
+func (w *w3) publishStored(ctx context.Context, subject string) (func() error, error) {
+	futs := make([]jetstream.PubAckFuture, 0, len(w.msgs))
+	for _, m := range w.msgs {
+		f, err := w.rawJS.PublishAsync(subject, m)
+		if err != nil {
+			return nil, fmt.Errorf("bench: publish: %w", err)
+		}
+		futs = append(futs, f)
+	}
+	return func() error {
+		for _, f := range futs {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				return fmt.Errorf("bench: publish: %w", err)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}, nil
 }

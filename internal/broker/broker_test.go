@@ -203,7 +203,7 @@ func TestStartErrors(t *testing.T) {
 // cluster that serves a replicated stream.
 func TestCluster(t *testing.T) {
 	if testing.Short() {
-		t.Skip("cluster formation takes a few seconds")
+		t.Skip("-short: forming a 3-node cluster takes a few seconds")
 	}
 	// JetStream clustering wants every node to know its routes at start, so
 	// the route ports are picked up front. Each node lists all three, its

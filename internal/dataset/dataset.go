@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/pdmflow/pdmflow/internal/imageio"
+	"github.com/pdmflow/pdmflow/kernels"
 	"github.com/pdmflow/pdmflow/store"
 )
 
@@ -136,15 +137,6 @@ func (d *Dataset) Draw(r *rand.Rand, size int) Crop {
 	return c
 }
 
-// Unit maps an 8-bit value v to float32(v) / 255 (a table: a division per
-// pixel costs more than the copy around it).
-var Unit = func() (t [256]float32) {
-	for v := range t {
-		t[v] = float32(v) / 255
-	}
-	return t
-}()
-
 // Extract writes the crop c (with its transform) into dst as floats in
 // [0, 1] (each 8-bit value / 255).
 func (d *Dataset) Extract(c Crop, dst []float32) {
@@ -153,10 +145,7 @@ func (d *Dataset) Extract(c Crop, dst []float32) {
 	for ch := 0; ch < 3; ch++ {
 		for i := 0; i < s; i++ {
 			d.extractRow(c, ch, i, row)
-			out := dst[(ch*s+i)*s : (ch*s+i+1)*s]
-			for j, v := range row {
-				out[j] = Unit[v]
-			}
+			kernels.Unit8(dst[(ch*s+i)*s:(ch*s+i+1)*s], row)
 		}
 	}
 }

@@ -1,19 +1,14 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
-	"encoding/csv"
-	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 
 	"github.com/pdmflow/pdmflow/archive"
 	"github.com/pdmflow/pdmflow/consumer"
 	"github.com/pdmflow/pdmflow/internal/dataset"
 	"github.com/pdmflow/pdmflow/internal/natsconn"
-	"github.com/pdmflow/pdmflow/internal/safetensors"
 	"github.com/pdmflow/pdmflow/internal/testutil"
 	"github.com/pdmflow/pdmflow/kernels"
 	"github.com/pdmflow/pdmflow/model"
@@ -93,21 +88,32 @@ func TestReplayIsBitIdentical(t *testing.T) {
 		},
 	})
 	regenerateAll(t, r, hr, filepath.Join(orig, "store"))
-	want := lossColumns(t, orig)
-	if slices.EqualFunc(lossColumns(t, otherOut), want, slices.Equal) {
-		t.Error("a replay with another seed logged the same losses")
+	if d := sameRun(t, orig, otherOut); len(d) == 0 {
+		t.Error("a replay with another seed logged the same losses and weights")
 	}
-	if len(want) != cfg.Steps+1 {
-		t.Fatalf("the original run logged %d rows, want %d", len(want)-1, cfg.Steps)
+	rows, err := trainer.LossLog(filepath.Join(orig, trainer.LogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != cfg.Steps {
+		t.Fatalf("the original run logged %d rows, want %d", len(rows), cfg.Steps)
 	}
 	for _, out := range []string{fromArchive, oneThread, fromStream} {
-		if got := lossColumns(t, out); !slices.EqualFunc(got, want, slices.Equal) {
-			t.Errorf("%s: losses differ from the original run:\n got %v\nwant %v", out, got, want)
-		}
-		for _, f := range []string{trainer.PDMFile, trainer.SRFile} {
-			sameTensors(t, filepath.Join(orig, f), filepath.Join(out, f))
+		if d := sameRun(t, orig, out); len(d) > 0 {
+			t.Errorf("%s differs from the original run: %v", out, d)
 		}
 	}
+}
+
+// sameRun lists how two training outputs differ (trainer.CompareOutputs:
+// every logged loss and every weight tensor, bit for bit).
+func sameRun(t *testing.T, a, b string) []string {
+	t.Helper()
+	d, err := trainer.CompareOutputs(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 func replay(t *testing.T, cfg *trainer.Config, lr, out string, so *trainer.StreamOptions) {
@@ -119,65 +125,6 @@ func replay(t *testing.T, cfg *trainer.Config, lr, out string, so *trainer.Strea
 	defer tr.Close()
 	if err := tr.Run(context.Background()); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// lossColumns reads train_log.csv without its timing columns.
-func lossColumns(t *testing.T, out string) [][]string {
-	t.Helper()
-	f, err := os.Open(filepath.Join(out, trainer.LogFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keep []int
-	for i, h := range rows[0] {
-		if h != "step_s" && h != "wait_s" && h != "unix_time" {
-			keep = append(keep, i)
-		}
-	}
-	var outRows [][]string
-	for _, r := range rows {
-		var o []string
-		for _, i := range keep {
-			o = append(o, r[i])
-		}
-		outRows = append(outRows, o)
-	}
-	return outRows
-}
-
-// sameTensors compares two weights files tensor by tensor, bit for bit.
-func sameTensors(t *testing.T, a, b string) {
-	t.Helper()
-	read := func(p string) *safetensors.File {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := safetensors.Decode(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
-	fa, fb := read(a), read(b)
-	if len(fa.Tensors) != len(fb.Tensors) {
-		t.Fatalf("%s has %d tensors, %s %d", a, len(fa.Tensors), b, len(fb.Tensors))
-	}
-	for _, ta := range fa.Tensors {
-		tb, ok := fb.Get(ta.Name)
-		if !ok {
-			t.Errorf("%s: tensor %s missing", b, ta.Name)
-			continue
-		}
-		if !bytes.Equal(ta.Data, tb.Data) {
-			t.Errorf("%s: tensor %s differs from %s", b, ta.Name, a)
-		}
 	}
 }
 
@@ -334,10 +281,7 @@ func TestResumeIsBitIdentical(t *testing.T) {
 	if len(trained) != cfg.Steps*cfg.Batch {
 		t.Errorf("%d samples trained, want %d", len(trained), cfg.Steps*cfg.Batch)
 	}
-	if got, want := lossColumns(t, cut), lossColumns(t, whole); !slices.EqualFunc(got, want, slices.Equal) {
-		t.Errorf("losses of the resumed run differ:\n got %v\nwant %v", got, want)
-	}
-	for _, f := range []string{trainer.PDMFile, trainer.SRFile} {
-		sameTensors(t, filepath.Join(whole, f), filepath.Join(cut, f))
+	if d := sameRun(t, whole, cut); len(d) > 0 {
+		t.Errorf("the resumed run differs from the uninterrupted one: %v", d)
 	}
 }
