@@ -45,6 +45,22 @@ func Encode(b *Batch, o EncodeOptions) ([]byte, error) {
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
+	if len(codec) == 0 {
+		// Uncompressed: laid out directly, the same bytes as arrow-go's
+		// writer gives (encodeArrow).
+		m, err := NewMessage(b, nil)
+		if err != nil {
+			return nil, err
+		}
+		return m.finish(false)
+	}
+	return encodeArrow(b, o, codec)
+}
+
+// encodeArrow is Encode through arrow-go's record builder and IPC writer,
+// for a valid batch: the reference of the direct layout (NewMessage) and
+// the path of compressed messages.
+func encodeArrow(b *Batch, o EncodeOptions, codec []ipc.Option) ([]byte, error) {
 	mem := o.Allocator
 	if mem == nil {
 		mem = memory.DefaultAllocator
