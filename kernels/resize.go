@@ -3,6 +3,8 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"sync"
+	"unsafe"
 )
 
 // Bicubic resizing as MATLAB's imresize(A, [oh ow], 'bicubic') computes it
@@ -62,6 +64,25 @@ func mirrorRepeat(i, n int) int {
 // resized from in to out pixels: 0-based mirrored input indices and
 // normalised weights, zero weights included.
 func bicubicTaps(o, in, out int) (idx []int, w []float64) {
+	p := bicubicP(in, out)
+	idx, w = make([]int, p), make([]float64, p)
+	bicubicTapsInto(idx, w, o, in, out)
+	return idx, w
+}
+
+// bicubicP is the number of taps P of every output of an axis resized from
+// in to out pixels.
+func bicubicP(in, out int) int {
+	scale := float64(out) / float64(in)
+	kw := 4.0
+	if scale < 1 {
+		kw /= scale
+	}
+	return int(math.Ceil(kw)) + 2
+}
+
+// bicubicTapsInto is bicubicTaps into idx and w of length bicubicP(in, out).
+func bicubicTapsInto(idx []int, w []float64, o, in, out int) {
 	scale := float64(out) / float64(in)
 	kw := 4.0
 	h := bicubicKernel
@@ -72,8 +93,7 @@ func bicubicTaps(o, in, out int) (idx []int, w []float64) {
 	u := float64(o+1)/scale + 0.5*(1-1/scale)
 	left := int(math.Floor(u - kw/2))
 	p := int(math.Ceil(kw)) + 2
-	idx = make([]int, p)
-	w = make([]float64, p)
+	idx, w = idx[:p], w[:p]
 	var sum float64
 	for k := range p {
 		j := left + k // 1-based index left + k, k = 0 .. P-1 as in MATLAB
@@ -84,7 +104,6 @@ func bicubicTaps(o, in, out int) (idx []int, w []float64) {
 	for k := range w {
 		w[k] /= sum
 	}
-	return idx, w
 }
 
 // resizeTable holds the taps of every output pixel of one axis: taps
@@ -99,16 +118,16 @@ type resizeTable[T Float] struct {
 // newResizeTable builds the taps of an axis resized from in to out pixels and
 // drops the tap columns that are zero for every output, as MATLAB does.
 func newResizeTable[T Float](in, out int) resizeTable[T] {
-	idx := make([][]int, out)
-	w := make([][]float64, out)
+	p := bicubicP(in, out)
+	idx := make([]int, out*p) // the taps of output o at [o*p, (o+1)*p)
+	w := make([]float64, out*p)
 	for o := range out {
-		idx[o], w[o] = bicubicTaps(o, in, out)
+		bicubicTapsInto(idx[o*p:][:p], w[o*p:][:p], o, in, out)
 	}
-	p := len(w[0])
 	var keep []int
 	for k := range p {
 		for o := range out {
-			if w[o][k] != 0 {
+			if w[o*p+k] != 0 {
 				keep = append(keep, k)
 				break
 			}
@@ -118,13 +137,65 @@ func newResizeTable[T Float](in, out int) resizeTable[T] {
 	t.identity = in == out && t.k == 1
 	for o := range out {
 		for n, k := range keep {
-			t.idx[o*t.k+n] = idx[o][k]
-			t.w[o*t.k+n] = T(w[o][k])
-			if t.idx[o*t.k+n] != o || w[o][k] != 1 {
+			t.idx[o*t.k+n] = idx[o*p+k]
+			t.w[o*t.k+n] = T(w[o*p+k])
+			if t.idx[o*t.k+n] != o || w[o*p+k] != 1 {
 				t.identity = false
 			}
 		}
 	}
+	return t
+}
+
+// Resize tables are cached: the producer and the trainer resize the same
+// few shapes over and over, and building a table costs a few allocations
+// per output pixel. A table is immutable once built, so callers share it
+// (and its slices) freely. The cache is bounded in entries and in bytes;
+// a table that does not fit empties it first, so a process that goes
+// through many shapes keeps the ones it uses now rather than the first
+// ones it saw.
+const (
+	resizeCacheEntries = 256
+	resizeCacheBytes   = 16 << 20
+)
+
+type resizeKey struct {
+	in, out int
+	elem    any // T(0): its dynamic type is the T of the *resizeTable[T] stored
+}
+
+var resizeCache struct {
+	tables sync.Map // resizeKey -> *resizeTable[T]
+	mu     sync.Mutex
+	n      int // entries in tables (under mu)
+	bytes  int // their idx and w (under mu)
+}
+
+// resizeTableFor returns newResizeTable[T](in, out), from the cache when it
+// is there. Safe for concurrent use.
+func resizeTableFor[T Float](in, out int) resizeTable[T] {
+	key := resizeKey{in, out, any(T(0))}
+	if v, ok := resizeCache.tables.Load(key); ok {
+		return *v.(*resizeTable[T])
+	}
+	t := newResizeTable[T](in, out)
+	size := len(t.idx)*int(unsafe.Sizeof(int(0))) + len(t.w)*int(unsafe.Sizeof(T(0)))
+	if size > resizeCacheBytes {
+		return t
+	}
+	c := &resizeCache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.tables.Load(key); ok { // another goroutine built it meanwhile
+		return *v.(*resizeTable[T])
+	}
+	if c.n+1 > resizeCacheEntries || c.bytes+size > resizeCacheBytes {
+		c.tables.Clear()
+		c.n, c.bytes = 0, 0
+	}
+	c.tables.Store(key, &t)
+	c.n++
+	c.bytes += size
 	return t
 }
 
@@ -175,17 +246,16 @@ func ResizeBicubic[T Float](planes, h, w, oh, ow int, dst, src []T) {
 	if planes == 0 {
 		return
 	}
-	th := newResizeTable[T](h, oh)
-	tw := newResizeTable[T](w, ow)
-	heightFirst := float64(oh)/float64(h) <= float64(ow)/float64(w)
-	switch {
-	case th.identity && tw.identity:
+	th := resizeTableFor[T](h, oh)
+	tw := resizeTableFor[T](w, ow)
+	switch resizeOrder(h, w, oh, ow, th, tw) {
+	case resizeCopy:
 		copy(dst, src)
-	case th.identity:
+	case resizeWOnly:
 		resizeAlongW(planes, h, w, ow, dst, src, tw)
-	case tw.identity:
+	case resizeHOnly:
 		resizeAlongH(planes, h, oh, w, dst, src, th)
-	case heightFirst:
+	case resizeHThenW:
 		buf := getBuf[T](planes * oh * w)
 		resizeAlongH(planes, h, oh, w, *buf, src, th)
 		resizeAlongW(planes, oh, w, ow, dst, *buf, tw)
@@ -198,63 +268,110 @@ func ResizeBicubic[T Float](planes, h, w, oh, ow int, dst, src []T) {
 	}
 }
 
+// The passes ResizeBicubic and ResizeBicubicU8 run, in the order MATLAB
+// runs them: an axis whose table is the identity is skipped, and of two
+// real passes the one along the axis with the smaller scale goes first
+// (height on a tie).
+const (
+	resizeCopy = iota
+	resizeWOnly
+	resizeHOnly
+	resizeHThenW
+	resizeWThenH
+)
+
+func resizeOrder[T Float](h, w, oh, ow int, th, tw resizeTable[T]) int {
+	switch {
+	case th.identity && tw.identity:
+		return resizeCopy
+	case th.identity:
+		return resizeWOnly
+	case tw.identity:
+		return resizeHOnly
+	case float64(oh)/float64(h) <= float64(ow)/float64(w):
+		return resizeHThenW
+	}
+	return resizeWThenH
+}
+
+// Each pass below is a parallel driver (resizeAlongH, resizeAlongW,
+// resizeAlongWT, resizeAlongWRows) that splits the rows or planes over the
+// cores with parallelFor, and a serial body (resizeRowsH, resizeRowsW,
+// resizePlaneWT) that does an explicit range of them on the calling
+// goroutine. ResizeBicubic uses the drivers, ResizeBicubicU8 the bodies
+// directly, so both compute every output row with the same code.
+
 // resizeAlongH resizes the columns of planes images of h x w to oh x w:
 // every output row is a weighted sum of whole input rows, accumulated tap
 // by tap in order (four taps per pass over the row, with the additions in
 // the same order as one tap per pass, so the result is the same bits).
 func resizeAlongH[T Float](planes, h, oh, w int, dst, src []T, t resizeTable[T]) {
 	parallelFor(planes*oh, max(1, 32768/(w*t.k)), func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			p, i := r/oh, r%oh
-			plane := src[p*h*w:][:h*w]
-			out := dst[r*w:][:w]
-			idx, wt := t.idx[i*t.k:][:t.k], t.w[i*t.k:][:t.k]
-			if o32, ok := any(out).([]float32); ok {
-				// float32: the same arithmetic in vector registers.
-				p32, w32 := any(plane).([]float32), any(wt).([]float32)
-				scale(o32, p32[idx[0]*w:][:w], w32[0])
-				k := 1
-				for ; k+4 <= t.k; k += 4 {
-					axpy4(o32, p32[idx[k]*w:][:w], p32[idx[k+1]*w:][:w], p32[idx[k+2]*w:][:w], p32[idx[k+3]*w:][:w],
-						w32[k], w32[k+1], w32[k+2], w32[k+3])
-				}
-				for ; k < t.k; k++ {
-					axpy1(o32, p32[idx[k]*w:][:w], w32[k])
-				}
-				continue
-			}
-			in := plane[idx[0]*w:][:w]
-			c := wt[0]
-			for j, v := range in {
-				out[j] = c * v
-			}
+		resizeRowsH(lo, hi, h, oh, w, dst, src, t)
+	})
+}
+
+// resizeRowsH computes output rows [lo, hi) of resizeAlongH, row r being
+// row r%oh of plane r/oh.
+func resizeRowsH[T Float](lo, hi, h, oh, w int, dst, src []T, t resizeTable[T]) {
+	for r := lo; r < hi; r++ {
+		p, i := r/oh, r%oh
+		plane := src[p*h*w:][:h*w]
+		out := dst[r*w:][:w]
+		idx, wt := t.idx[i*t.k:][:t.k], t.w[i*t.k:][:t.k]
+		if o32, ok := any(out).([]float32); ok {
+			// float32: the same arithmetic in vector registers.
+			p32, w32 := any(plane).([]float32), any(wt).([]float32)
+			scale(o32, p32[idx[0]*w:][:w], w32[0])
 			k := 1
 			for ; k+4 <= t.k; k += 4 {
-				in0, in1 := plane[idx[k]*w:][:len(out)], plane[idx[k+1]*w:][:len(out)]
-				in2, in3 := plane[idx[k+2]*w:][:len(out)], plane[idx[k+3]*w:][:len(out)]
-				c0, c1, c2, c3 := wt[k], wt[k+1], wt[k+2], wt[k+3]
-				for j := range out {
-					a := out[j] + c0*in0[j]
-					a += c1 * in1[j]
-					a += c2 * in2[j]
-					out[j] = a + c3*in3[j]
-				}
+				axpy4(o32, p32[idx[k]*w:][:w], p32[idx[k+1]*w:][:w], p32[idx[k+2]*w:][:w], p32[idx[k+3]*w:][:w],
+					w32[k], w32[k+1], w32[k+2], w32[k+3])
 			}
 			for ; k < t.k; k++ {
-				in := plane[idx[k]*w:][:len(out)]
-				c := wt[k]
-				for j, v := range in {
-					out[j] += c * v
-				}
+				axpy1(o32, p32[idx[k]*w:][:w], w32[k])
+			}
+			continue
+		}
+		in := plane[idx[0]*w:][:w]
+		c := wt[0]
+		for j, v := range in {
+			out[j] = c * v
+		}
+		k := 1
+		for ; k+4 <= t.k; k += 4 {
+			in0, in1 := plane[idx[k]*w:][:len(out)], plane[idx[k+1]*w:][:len(out)]
+			in2, in3 := plane[idx[k+2]*w:][:len(out)], plane[idx[k+3]*w:][:len(out)]
+			c0, c1, c2, c3 := wt[k], wt[k+1], wt[k+2], wt[k+3]
+			for j := range out {
+				a := out[j] + c0*in0[j]
+				a += c1 * in1[j]
+				a += c2 * in2[j]
+				out[j] = a + c3*in3[j]
 			}
 		}
-	})
+		for ; k < t.k; k++ {
+			in := plane[idx[k]*w:][:len(out)]
+			c := wt[k]
+			for j, v := range in {
+				out[j] += c * v
+			}
+		}
+	}
+}
+
+// useWT reports whether the pass along the width of images of h rows goes
+// through transposed planes (resizeAlongWT) rather than row by row.
+func useWT[T Float](h int) bool {
+	var zero T
+	_, ok := any(zero).(float32)
+	return ok && haveAVX2 && h >= 8
 }
 
 // resizeAlongW resizes the rows of planes images of h x w to h x ow.
 func resizeAlongW[T Float](planes, h, w, ow int, dst, src []T, t resizeTable[T]) {
-	if d32, ok := any(dst).([]float32); ok && haveAVX2 && h >= 8 {
-		resizeAlongWT(planes, h, w, ow, d32, any(src).([]float32), any(t).(resizeTable[float32]))
+	if useWT[T](h) {
+		resizeAlongWT(planes, h, w, ow, any(dst).([]float32), any(src).([]float32), any(t).(resizeTable[float32]))
 		return
 	}
 	resizeAlongWRows(planes, h, w, ow, dst, src, t)
@@ -268,41 +385,52 @@ func resizeAlongWT(planes, h, w, ow int, dst, src []float32, t resizeTable[float
 	parallelFor(planes, max(1, 32768/(h*ow*t.k)), func(lo, hi int) {
 		buf := getBuf[float32](w*h + ow*h)
 		defer putBuf(buf)
-		tin, tout := (*buf)[:w*h], (*buf)[w*h:]
 		for p := lo; p < hi; p++ {
-			transpose(tin, src[p*h*w:(p+1)*h*w], h, w)
-			for j := 0; j < ow; j++ {
-				out := tout[j*h : (j+1)*h]
-				clear(out)
-				idx, wt := t.idx[j*t.k:][:t.k], t.w[j*t.k:][:t.k]
-				k := 0
-				for ; k+4 <= t.k; k += 4 {
-					axpy4(out, tin[idx[k]*h:][:h], tin[idx[k+1]*h:][:h], tin[idx[k+2]*h:][:h], tin[idx[k+3]*h:][:h],
-						wt[k], wt[k+1], wt[k+2], wt[k+3])
-				}
-				for ; k < t.k; k++ {
-					axpy1(out, tin[idx[k]*h:][:h], wt[k])
-				}
-			}
-			transpose(dst[p*h*ow:(p+1)*h*ow], tout, ow, h)
+			resizePlaneWT(h, w, ow, dst[p*h*ow:(p+1)*h*ow], src[p*h*w:(p+1)*h*w], *buf, t)
 		}
 	})
+}
+
+// resizePlaneWT is resizeAlongWT of one plane; scratch holds at least
+// w*h + ow*h elements.
+func resizePlaneWT(h, w, ow int, dst, src, scratch []float32, t resizeTable[float32]) {
+	tin, tout := scratch[:w*h], scratch[w*h:][:ow*h]
+	transpose(tin, src, h, w)
+	for j := 0; j < ow; j++ {
+		out := tout[j*h : (j+1)*h]
+		clear(out)
+		idx, wt := t.idx[j*t.k:][:t.k], t.w[j*t.k:][:t.k]
+		k := 0
+		for ; k+4 <= t.k; k += 4 {
+			axpy4(out, tin[idx[k]*h:][:h], tin[idx[k+1]*h:][:h], tin[idx[k+2]*h:][:h], tin[idx[k+3]*h:][:h],
+				wt[k], wt[k+1], wt[k+2], wt[k+3])
+		}
+		for ; k < t.k; k++ {
+			axpy1(out, tin[idx[k]*h:][:h], wt[k])
+		}
+	}
+	transpose(dst, tout, ow, h)
 }
 
 // resizeAlongWRows is resizeAlongW one output pixel at a time.
 func resizeAlongWRows[T Float](planes, h, w, ow int, dst, src []T, t resizeTable[T]) {
 	parallelFor(planes*h, max(1, 32768/(ow*t.k)), func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			in := src[r*w:][:w]
-			out := dst[r*ow:][:ow]
-			for j := range out {
-				idx, wt := t.idx[j*t.k:][:t.k], t.w[j*t.k:][:t.k]
-				var acc T
-				for k, c := range wt {
-					acc += c * in[idx[k]]
-				}
-				out[j] = acc
-			}
-		}
+		resizeRowsW(lo, hi, w, ow, dst, src, t)
 	})
+}
+
+// resizeRowsW computes rows [lo, hi) of resizeAlongWRows.
+func resizeRowsW[T Float](lo, hi, w, ow int, dst, src []T, t resizeTable[T]) {
+	for r := lo; r < hi; r++ {
+		in := src[r*w:][:w]
+		out := dst[r*ow:][:ow]
+		for j := range out {
+			idx, wt := t.idx[j*t.k:][:t.k], t.w[j*t.k:][:t.k]
+			var acc T
+			for k, c := range wt {
+				acc += c * in[idx[k]]
+			}
+			out[j] = acc
+		}
+	}
 }
