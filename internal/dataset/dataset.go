@@ -151,41 +151,16 @@ func (d *Dataset) Extract(c Crop, dst []float32) {
 }
 
 // ExtractU8 writes the crop c (with its transform) into dst as 8-bit
-// values, the same pixels Extract gives times 255.
+// values, the same pixels Extract gives times 255. It moves whole words:
+// rows are copied or byte-reversed eight bytes at a time, and the
+// transposed crops go through 8x8 byte blocks transposed in registers
+// (crop.go); extractRow is the per-pixel reference it matches.
 func (d *Dataset) ExtractU8(c Crop, dst []uint8) {
+	it := d.Items[c.Image]
 	s := c.Size
-	if c.Dihedral&4 != 0 {
-		// Transposed: read the image rows in order and scatter each into
-		// an output column (the block written stays in cache), rather than
-		// gather every output row from a column of the image.
-		it := d.Items[c.Image]
-		for ch := 0; ch < 3; ch++ {
-			plane := it.Pix[ch*it.W*it.H : (ch+1)*it.W*it.H]
-			out := dst[ch*s*s : (ch+1)*s*s]
-			for y := 0; y < s; y++ {
-				// Crop row y lands in output column j.
-				j := y
-				if c.Dihedral&2 != 0 {
-					j = s - 1 - y
-				}
-				src := plane[(c.Y+y)*it.W+c.X : (c.Y+y)*it.W+c.X+s]
-				if c.Dihedral&1 == 0 {
-					for x, v := range src {
-						out[x*s+j] = v
-					}
-				} else {
-					for x, v := range src {
-						out[(s-1-x)*s+j] = v
-					}
-				}
-			}
-		}
-		return
-	}
+	n := it.W * it.H
 	for ch := 0; ch < 3; ch++ {
-		for i := 0; i < s; i++ {
-			d.extractRow(c, ch, i, dst[(ch*s+i)*s:(ch*s+i+1)*s])
-		}
+		extractPlane(it.Pix[ch*n:(ch+1)*n], it.W, c, dst[ch*s*s:(ch+1)*s*s])
 	}
 }
 
