@@ -103,35 +103,37 @@ type batchMeta struct {
 	weightsSHA     string
 }
 
-// generate draws n samples of batch m from images.
-func (g *generator) generate(images *dataset.Dataset, n int, m batchMeta) (*schema.Batch, error) {
+// generate draws n samples of batch m from images and lays them out as an
+// uncompressed message, in buf when it is large enough (see
+// generateSeeds).
+func (g *generator) generate(images *dataset.Dataset, n int, m batchMeta, buf []byte) (*schema.Batch, []byte, error) {
 	seeds := make([]uint64, n)
 	for i := range seeds {
 		seeds[i] = SampleSeed(m.runSeed, m.producer, m.batchSeq, uint32(i))
 	}
-	return g.generateSeeds(images, seeds, m)
+	return g.generateSeeds(images, seeds, m, buf)
 }
 
-// generateSeeds draws the samples of batch m with the given per-row seeds.
-func (g *generator) generateSeeds(images *dataset.Dataset, seeds []uint64, m batchMeta) (*schema.Batch, error) {
+// generateSeeds draws the samples of batch m with the given per-row seeds
+// straight into their uncompressed message (schema.NewMessage, in buf when
+// it is large enough): each crop is cut into its x_ref and, for bicubic,
+// resized from there into its y_ref, one sample per core at a time. It
+// returns the batch, whose x_ref, y_ref and kernels point into the
+// message, and the message.
+func (g *generator) generateSeeds(images *dataset.Dataset, seeds []uint64, m batchMeta, buf []byte) (*schema.Batch, []byte, error) {
 	n := len(seeds)
 	s, ls := g.hrSize, g.lrSize()
 	hrN, lrN := 3*s*s, 3*ls*ls
-	g.hrBuf = grow(g.hrBuf, n*hrN)
 	rands := make([]*rand.Rand, n)
+	crops := make([]dataset.Crop, n)
 	b := &schema.Batch{Header: g.header(), Pairs: make([]schema.Pair, n)}
-	crop := func(i int) {
-		seed := seeds[i]
+	for i, seed := range seeds {
+		// The crop is the first thing a sample's generator draws.
 		r := SampleRand(seed)
-		// The crop in 8 bits is x_ref; the degradation reads it as v/255,
-		// exactly what dataset.Extract gives.
 		c := images.Draw(r, s)
-		it := images.Items[c.Image]
-		x := make([]uint8, hrN)
-		images.ExtractU8(c, x)
-		kernels.Unit8(g.hrBuf[i*hrN:(i+1)*hrN], x)
+		rands[i], crops[i] = r, c
 		b.Pairs[i] = schema.Pair{
-			SampleID:       fmt.Sprintf("%s/%s/%d/%d", m.run, m.producer, m.batchSeq, i),
+			SampleID:       schema.FormatSampleID(m.run, m.producer, m.batchSeq, uint32(i)),
 			RunID:          m.run,
 			ProducerID:     m.producer,
 			BatchSeq:       m.batchSeq,
@@ -139,17 +141,36 @@ func (g *generator) generateSeeds(images *dataset.Dataset, seeds []uint64, m bat
 			Seed:           seed,
 			WeightsVersion: m.weightsVersion,
 			WeightsSHA256:  m.weightsSHA,
-			SourceImage:    filepath.Base(it.Path),
+			SourceImage:    filepath.Base(images.Items[c.Image].Path),
 			CropX:          int32(c.X),
 			CropY:          int32(c.Y),
 			CropW:          int32(s),
 			CropH:          int32(s),
 			Dihedral:       c.Dihedral,
-			XRef:           x,
 		}
-		rands[i] = r
 	}
-	// Samples are independent: crops are cut on every core.
+	msg, err := schema.NewMessage(b, buf)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The crop in 8 bits is x_ref; the degradation reads it as v/255,
+	// exactly what dataset.Extract gives. Bicubic needs nothing else and is
+	// done per sample from the 8-bit crop (the same bits as the whole batch
+	// converted to floats and resized at once); the others run on the
+	// batch of float crops.
+	bicubic := g.degradation == DegradeBicubic
+	if !bicubic {
+		g.hrBuf = grow(g.hrBuf, n*hrN)
+	}
+	sample := func(i int) {
+		x := msg.XRef(i)
+		images.ExtractU8(crops[i], x)
+		if bicubic {
+			kernels.ResizeBicubicU8(3, s, s, ls, ls, msg.YRef(i), x)
+		} else {
+			kernels.Unit8(g.hrBuf[i*hrN:(i+1)*hrN], x)
+		}
+	}
 	workers := min(n, kernels.Workers())
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -157,7 +178,7 @@ func (g *generator) generateSeeds(images *dataset.Dataset, seeds []uint64, m bat
 		go func() {
 			defer wg.Done()
 			for i := w; i < n; i += workers {
-				crop(i)
+				sample(i)
 			}
 		}()
 	}
@@ -168,31 +189,26 @@ func (g *generator) generateSeeds(images *dataset.Dataset, seeds []uint64, m bat
 			g.close()
 			sm, err := g.pdm.NewSampler(n, s, s)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			g.sampler, g.n = sm, n
 		}
 		d, err := g.sampler.Run(g.hrBuf[:n*hrN], rands)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		ks := len(d.Kernel) / n
 		for i := range b.Pairs {
 			p := &b.Pairs[i]
-			p.YRef = append([]float32(nil), d.LR[i*lrN:(i+1)*lrN]...)
+			copy(msg.YRef(i), d.LR[i*lrN:(i+1)*lrN])
 			if b.KernelSize > 0 {
-				p.Kernel = append([]float32(nil), d.Kernel[i*ks:(i+1)*ks]...)
+				copy(msg.Kernel(i), d.Kernel[i*ks:(i+1)*ks])
 			}
 			if d.Noise != nil {
 				p.NoiseMean, p.NoiseStd = meanStd(d.Noise[i*lrN : (i+1)*lrN])
 			}
 		}
 	case DegradeBicubic:
-		g.lrBuf = grow(g.lrBuf, n*lrN)
-		kernels.ResizeBicubic(n*3, s, s, ls, ls, g.lrBuf, g.hrBuf[:n*hrN])
-		for i := range b.Pairs {
-			b.Pairs[i].YRef = append([]float32(nil), g.lrBuf[i*lrN:(i+1)*lrN]...)
-		}
 	case DegradeGaussian:
 		ks := g.kernelSize
 		g.kBuf = grow(g.kBuf, n*ks*ks)
@@ -203,13 +219,17 @@ func (g *generator) generateSeeds(images *dataset.Dataset, seeds []uint64, m bat
 		g.lrBuf = grow(g.lrBuf, n*lrN)
 		kernels.BlurDown(kernels.BlurShape{N: n, C: 3, H: s, W: s, KS: ks, Scale: g.scale}, g.lrBuf[:n*lrN], g.hrBuf[:n*hrN], g.kBuf[:n*ks*ks])
 		for i := range b.Pairs {
-			b.Pairs[i].YRef = append([]float32(nil), g.lrBuf[i*lrN:(i+1)*lrN]...)
-			b.Pairs[i].Kernel = append([]float32(nil), g.kBuf[i*ks*ks:(i+1)*ks*ks]...)
+			copy(msg.YRef(i), g.lrBuf[i*lrN:(i+1)*lrN])
+			copy(msg.Kernel(i), g.kBuf[i*ks*ks:(i+1)*ks*ks])
 		}
 	default:
-		return nil, fmt.Errorf("producer: unknown degradation %q", g.degradation)
+		return nil, nil, fmt.Errorf("producer: unknown degradation %q", g.degradation)
 	}
-	return b, nil
+	data, err := msg.Bytes()
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, data, nil
 }
 
 // gaussianKernel writes a centred isotropic Gaussian of standard deviation

@@ -166,6 +166,7 @@ type Producer struct {
 	cond         *sync.Cond
 	inflight     int64 // bytes published and not yet acked
 	inflightMsgs int   // their messages
+	free         [][]byte // buffers of acked messages, for the next ones
 	failed       error // an ack error that publishing has to retry
 }
 
@@ -354,16 +355,22 @@ func (p *Producer) batchPairs() int {
 func (p *Producer) publishBatch(ctx context.Context, subject string) error {
 	n := p.batchPairs()
 	t0 := time.Now()
-	b, err := p.gen.generate(p.images, n, batchMeta{
+	buf := p.takeBuffer()
+	b, data, err := p.gen.generate(p.images, n, batchMeta{
 		run: p.cfg.Run, producer: p.cfg.ID, runSeed: p.cfg.Seed, batchSeq: p.seq,
 		weightsVersion: p.weights.Version, weightsSHA: p.weights.SHA256,
-	})
+	}, buf)
 	if err != nil {
 		return fmt.Errorf("producer: batch %d: %w", p.seq, err)
 	}
-	data, err := schema.Encode(b, schema.EncodeOptions{Compression: p.cfg.Compression})
-	if err != nil {
-		return fmt.Errorf("producer: batch %d: %w", p.seq, err)
+	recycle := true // data is the message buffer, free again once acked
+	if p.cfg.Compression != "" {
+		c, err := schema.Encode(b, schema.EncodeOptions{Compression: p.cfg.Compression})
+		if err != nil {
+			return fmt.Errorf("producer: batch %d: %w", p.seq, err)
+		}
+		p.putBuffer(data)
+		data, recycle = c, false
 	}
 	p.m.GenerateSecs.Observe(time.Since(t0).Seconds())
 	msg := nats.NewMsg(subject)
@@ -372,12 +379,60 @@ func (p *Producer) publishBatch(ctx context.Context, subject string) error {
 	msg.Header.Set(HeaderBatchSeq, strconv.FormatUint(p.seq, 10))
 	msg.Header.Set(HeaderPairs, strconv.Itoa(n))
 	msg.Header.Set(HeaderWeights, strconv.FormatUint(p.weights.Version, 10))
+	alignPayload(msg)
 	if err := p.acquire(ctx, int64(len(data))); err != nil {
 		return err
 	}
-	p.send(ctx, msg, n)
+	p.send(ctx, msg, n, recycle)
 	p.seq++
 	return nil
+}
+
+// maxFreeBuffers bounds the message buffers a producer keeps for reuse:
+// more than the messages in flight at once at the default bound.
+const maxFreeBuffers = 16
+
+// takeBuffer returns the buffer of an acked message, or nil.
+func (p *Producer) takeBuffer() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) == 0 {
+		return nil
+	}
+	b := p.free[len(p.free)-1]
+	p.free = p.free[:len(p.free)-1]
+	return b
+}
+
+// putBuffer keeps b for a later message.
+func (p *Producer) putBuffer(b []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < maxFreeBuffers {
+		p.free = append(p.free, b[:0])
+	}
+}
+
+// HeaderPad is a header of filler characters that rounds the NATS header
+// block of a message up to a multiple of 8 bytes. A NATS client receives a
+// message's headers and payload in one allocation, headers first; with
+// the payload 8-byte aligned there, the consumer decodes its Arrow buffers
+// in place instead of copying the message to align them.
+const HeaderPad = "Pdmflow-Pad"
+
+// alignPayload adds HeaderPad to msg so that its encoded header block
+// ("NATS/1.0\r\n", "Key: value\r\n" per value, "\r\n") is a multiple of
+// 8 bytes long.
+func alignPayload(msg *nats.Msg) {
+	n := len("NATS/1.0\r\n") + len("\r\n")
+	for k, vs := range msg.Header {
+		for _, v := range vs {
+			n += len(k) + len(": ") + len(v) + len("\r\n")
+		}
+	}
+	n += len(HeaderPad) + len(": ") + len("\r\n")
+	pad := 8 - n%8 // 1..8 characters: a header value is never empty
+	msg.Header.Set(HeaderPad, "........"[:pad])
 }
 
 // acquire waits until size more bytes may be in flight (one message is
@@ -421,7 +476,7 @@ func (p *Producer) release(size int64) {
 // ack; a failed publish is retried with the same message id (so the
 // server drops it if the first attempt did land) until it is acked or ctx
 // ends.
-func (p *Producer) send(ctx context.Context, msg *nats.Msg, pairs int) {
+func (p *Producer) send(ctx context.Context, msg *nats.Msg, pairs int, recycle bool) {
 	size := int64(len(msg.Data))
 	t0 := time.Now()
 	fut, err := p.js.PublishMsgAsync(msg, jetstream.WithStallWait(5*time.Second))
@@ -434,6 +489,11 @@ func (p *Producer) send(ctx context.Context, msg *nats.Msg, pairs int) {
 				select {
 				case <-fut.Ok():
 					timeout.Stop()
+					if recycle {
+						// The client copied the message when it was
+						// published; nothing republishes it now.
+						p.putBuffer(msg.Data)
+					}
 					p.m.AckLatency.Observe(time.Since(t0).Seconds())
 					p.m.Batches.Inc()
 					p.m.Pairs.Add(float64(pairs))

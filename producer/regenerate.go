@@ -54,10 +54,10 @@ func Regenerate(images *dataset.Dataset, pdm *model.PDM, rec *schema.Batch) (*sc
 	for i, p := range rec.Pairs {
 		seeds[i] = p.Seed
 	}
-	out, err := g.generateSeeds(images, seeds, batchMeta{
+	out, _, err := g.generateSeeds(images, seeds, batchMeta{
 		run: f.RunID, producer: f.ProducerID, batchSeq: f.BatchSeq,
 		weightsVersion: f.WeightsVersion, weightsSHA: f.WeightsSHA256,
-	})
+	}, nil)
 	if err != nil {
 		return nil, err
 	}
