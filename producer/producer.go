@@ -164,10 +164,10 @@ type Producer struct {
 
 	mu           sync.Mutex
 	cond         *sync.Cond
-	inflight     int64 // bytes published and not yet acked
-	inflightMsgs int   // their messages
+	inflight     int64    // bytes published and not yet acked
+	inflightMsgs int      // their messages
 	free         [][]byte // buffers of acked messages, for the next ones
-	failed       error // an ack error that publishing has to retry
+	failed       error    // an ack error that publishing has to retry
 }
 
 // New makes a producer. reg is needed for the pdm degradation.
