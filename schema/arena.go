@@ -47,6 +47,21 @@ func (a *arena) reserve(delta int) {
 	a.size += delta
 }
 
+// charge counts n bytes against the limit without allocating them, for
+// memory Decode holds on arrow-go's behalf outside the allocator (the
+// message body it reads in place). Nothing uncharges them: they count
+// until the end of the Decode.
+func (a *arena) charge(n int) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if n < 0 || a.size+n > a.limit {
+		a.exceeded = true
+		return a.budgetErr()
+	}
+	a.size += n
+	return nil
+}
+
 func (a *arena) track(b []byte) {
 	if len(b) == 0 {
 		return

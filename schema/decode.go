@@ -34,9 +34,23 @@ var eos = [8]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}
 // arrow-go's behalf (see arena).
 var sweptHook func(n int)
 
-// Decode parses one message, validates everything and returns Go values it
-// owns: no Arrow memory outlives the call, every buffer allocated from
-// o.Allocator is freed before Decode returns, on error paths too.
+// Decode parses one message, validates everything and returns a batch of
+// ordinary Go memory: no Arrow memory outlives the call, every buffer
+// allocated from o.Allocator is freed before Decode returns, on error paths
+// too.
+//
+// The batch may alias msg: for an uncompressed record batch whose body
+// starts 8-byte aligned in memory, the XRef, YRef and Kernel slices of the
+// returned pairs are windows into msg itself, not copies (YRef and Kernel
+// only where their values are 4-byte aligned, which they are in every
+// message Encode or another Arrow writer produces). The caller must
+// therefore not modify msg, or reuse its memory, while it still uses any of
+// those slices; and the slices keep all of msg reachable. Decode never
+// writes to msg. When the body is not 8-byte aligned (a payload at an odd
+// offset in a larger buffer, as NATS delivers it after its headers), Decode
+// copies the body once into fresh aligned memory and aliases that; values
+// that were compressed are always copied. Strings and scalars are always
+// copied.
 //
 // It rejects a message longer than o.MaxMessageBytes with ErrTooLarge,
 // before parsing anything. It then walks the framing of the whole stream:
@@ -55,7 +69,15 @@ var sweptHook func(n int)
 //
 // A message of a newer minor version may carry extra columns after the
 // known ones and extra metadata keys; Decode ignores them.
-func Decode(msg []byte, o DecodeOptions) (b *Batch, err error) {
+func Decode(msg []byte, o DecodeOptions) (*Batch, error) {
+	return decodeMsg(msg, o, false)
+}
+
+// decodeMsg is Decode; with copyAll it takes the copying path Decode took
+// before it aliased msg (arrow-go's own message reader over a copy of each
+// body, every column copied out), kept for the differential tests and
+// benchmarks.
+func decodeMsg(msg []byte, o DecodeOptions, copyAll bool) (b *Batch, err error) {
 	limit := o.MaxMessageBytes
 	if limit <= 0 {
 		limit = DefaultMaxMessageBytes
@@ -98,7 +120,7 @@ func Decode(msg []byte, o DecodeOptions) (b *Batch, err error) {
 			}
 		}
 	}()
-	return decode(msg, rb, ar)
+	return decode(msg, rb, ar, copyAll)
 }
 
 func (a *arena) budgetErr() error {
@@ -115,13 +137,26 @@ func (a *arena) readErr(what string, err error) error {
 	return invalidf(-1, "", "reading the %s: %v", what, err)
 }
 
-func decode(msg []byte, rb *ipcMsg, ar *arena) (*Batch, error) {
-	br := bytes.NewReader(msg)
-	n := int64(len(msg))
-	// ipc.NewReader does not apply size limits to the messages it reads, so
-	// build it from a message reader that does: no metadata or body
-	// allocation may exceed the message itself.
-	mr := ipc.NewMessageReader(br, ipc.WithAllocator(ar), ipc.WithMetadataSizeLimit(n), ipc.WithBodySizeLimit(n))
+func decode(msg []byte, rb *ipcMsg, ar *arena, copyAll bool) (*Batch, error) {
+	var (
+		mr     ipc.MessageReader
+		br     *bytes.Reader // copyAll: what arrow-go's message reader has not read
+		region []byte        // the record batch body arrow-go reads in place: columns in it may be aliased
+	)
+	if copyAll {
+		br = bytes.NewReader(msg)
+		n := int64(len(msg))
+		// ipc.NewReader does not apply size limits to the messages it
+		// reads, so build it from a message reader that does: no metadata
+		// or body allocation may exceed the message itself.
+		mr = ipc.NewMessageReader(br, ipc.WithAllocator(ar), ipc.WithMetadataSizeLimit(n), ipc.WithBodySizeLimit(n))
+	} else {
+		zr, err := newMsgReader(msg, ar)
+		if err != nil {
+			return nil, err
+		}
+		mr, region = zr, zr.region
+	}
 	rdr, err := ipc.NewReaderFromMessageReader(mr, ipc.WithAllocator(ar)) // owns mr, releases it on error
 	if err != nil {
 		return nil, ar.readErr("schema message", err)
@@ -145,7 +180,7 @@ func decode(msg []byte, rb *ipcMsg, ar *arena) (*Batch, error) {
 		}
 		return nil, invalidf(-1, "", "stream has no record batch")
 	}
-	b, err := batchFromRecord(rdr.RecordBatch(), h)
+	b, err := batchFromRecord(rdr.RecordBatch(), h, region)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +190,7 @@ func decode(msg []byte, rb *ipcMsg, ar *arena) (*Batch, error) {
 	if err := rdr.Err(); err != nil {
 		return nil, ar.readErr("message after the record batch", err)
 	}
-	if br.Len() != 0 {
+	if br != nil && br.Len() != 0 {
 		return nil, invalidf(-1, "", "%d bytes after the end-of-stream marker", br.Len())
 	}
 	if err := b.Validate(); err != nil {
@@ -389,7 +424,10 @@ func noNulls(d arrow.ArrayData, name string) error {
 	return nil
 }
 
-func readFixed[T fixedWidth](d arrow.ArrayData, name string, rows int) ([]T, error) {
+// readFixed reads a non-nullable primitive column. The values are a view
+// of region when they lie in it (see view), else a copy; either way the
+// caller copies them into the pairs.
+func readFixed[T wireScalar](d arrow.ArrayData, name string, rows int, region []byte) ([]T, error) {
 	if err := checkData(d, name, rows); err != nil {
 		return nil, err
 	}
@@ -401,6 +439,9 @@ func readFixed[T fixedWidth](d arrow.ArrayData, name string, rows int) ([]T, err
 	lo, hi, ok := span(d.Offset(), rows, int(unsafe.Sizeof(zero)), len(raw))
 	if !ok {
 		return nil, invalidf(-1, name, "column %s has a %d-byte values buffer, want %d", name, len(raw), hi)
+	}
+	if v, ok := view[T](region, raw[lo:hi]); ok {
+		return v, nil
 	}
 	out := make([]T, rows)
 	copy(arrow.GetBytes(out), raw[lo:hi]) // byte copy: the source may be unaligned
@@ -441,8 +482,10 @@ func readStrings(d arrow.ArrayData, name string, rows int) ([]string, error) {
 
 // readList reads a fixed-size list column of rows lists of size values.
 // It returns the values of all rows end to end (null rows included, as
-// stored) and the validity bitmap (nil: no nulls) with its offset.
-func readList[T fixedWidth](d arrow.ArrayData, name string, rows, size int, nullable bool) ([]T, []byte, int, error) {
+// stored) and the validity bitmap (nil: no nulls) with its offset. The
+// values alias region when they lie inside it, suitably aligned (see view);
+// otherwise they are a fresh copy.
+func readList[T wireScalar](d arrow.ArrayData, name string, rows, size int, nullable bool, region []byte) ([]T, []byte, int, error) {
 	if err := checkData(d, name, rows); err != nil {
 		return nil, nil, 0, err
 	}
@@ -487,14 +530,19 @@ func readList[T fixedWidth](d arrow.ArrayData, name string, rows, size int, null
 	if !ok {
 		return nil, nil, 0, invalidf(-1, name, "column %s has a %d-byte values buffer, want %d", name, len(raw), hi)
 	}
+	if v, ok := view[T](region, raw[lo:hi]); ok {
+		return v, bm, off, nil
+	}
 	out := make([]T, rows*size)
 	copy(arrow.GetBytes(out), raw[lo:hi])
 	return out, bm, off, nil
 }
 
-// batchFromRecord copies a record batch, whose schema checkFields accepted,
-// into a Batch. It checks every buffer before reading it.
-func batchFromRecord(rec arrow.RecordBatch, h Header) (*Batch, error) {
+// batchFromRecord turns a record batch, whose schema checkFields accepted,
+// into a Batch. It checks every buffer before reading it. List values that
+// lie in region (the body arrow-go read in place; nil: none) are aliased,
+// everything else is copied.
+func batchFromRecord(rec arrow.RecordBatch, h Header, region []byte) (*Batch, error) {
 	if rec == nil {
 		return nil, invalidf(-1, "", "no record batch")
 	}
@@ -521,50 +569,50 @@ func batchFromRecord(rec arrow.RecordBatch, h Header) (*Batch, error) {
 	if firstErr != nil {
 		return nil, firstErr
 	}
-	batchSeq, err := readFixed[uint64](col(iBatchSeq), ColBatchSeq, rows)
+	batchSeq, err := readFixed[uint64](col(iBatchSeq), ColBatchSeq, rows, region)
 	if err != nil {
 		return nil, err
 	}
-	index, err := readFixed[uint32](col(iIndex), ColIndex, rows)
+	index, err := readFixed[uint32](col(iIndex), ColIndex, rows, region)
 	if err != nil {
 		return nil, err
 	}
-	seed, err := readFixed[uint64](col(iSeed), ColSeed, rows)
+	seed, err := readFixed[uint64](col(iSeed), ColSeed, rows, region)
 	if err != nil {
 		return nil, err
 	}
-	wv, err := readFixed[uint64](col(iWeightsVersion), ColWeightsVersion, rows)
+	wv, err := readFixed[uint64](col(iWeightsVersion), ColWeightsVersion, rows, region)
 	if err != nil {
 		return nil, err
 	}
 	var crop [4][]int32
 	for j, i := range [4]int{iCropX, iCropY, iCropW, iCropH} {
-		if crop[j], err = readFixed[int32](col(i), columns[i].name, rows); err != nil {
+		if crop[j], err = readFixed[int32](col(i), columns[i].name, rows, region); err != nil {
 			return nil, err
 		}
 	}
-	dihedral, err := readFixed[uint8](col(iDihedral), ColDihedral, rows)
+	dihedral, err := readFixed[uint8](col(iDihedral), ColDihedral, rows, region)
 	if err != nil {
 		return nil, err
 	}
-	noiseMean, err := readFixed[float32](col(iNoiseMean), ColNoiseMean, rows)
+	noiseMean, err := readFixed[float32](col(iNoiseMean), ColNoiseMean, rows, region)
 	if err != nil {
 		return nil, err
 	}
-	noiseStd, err := readFixed[float32](col(iNoiseStd), ColNoiseStd, rows)
+	noiseStd, err := readFixed[float32](col(iNoiseStd), ColNoiseStd, rows, region)
 	if err != nil {
 		return nil, err
 	}
 	xn, yn, kn := h.listSizes()
-	xref, _, _, err := readList[uint8](col(iXRef), ColXRef, rows, xn, false)
+	xref, _, _, err := readList[uint8](col(iXRef), ColXRef, rows, xn, false, region)
 	if err != nil {
 		return nil, err
 	}
-	yref, _, _, err := readList[float32](col(iYRef), ColYRef, rows, yn, false)
+	yref, _, _, err := readList[float32](col(iYRef), ColYRef, rows, yn, false, region)
 	if err != nil {
 		return nil, err
 	}
-	kern, kbm, koff, err := readList[float32](col(iKernel), ColKernel, rows, kn, true)
+	kern, kbm, koff, err := readList[float32](col(iKernel), ColKernel, rows, kn, true, region)
 	if err != nil {
 		return nil, err
 	}

@@ -98,15 +98,21 @@
 //
 // Encode returns a fresh []byte owned by the caller, and releases every Arrow
 // buffer it allocated from EncodeOptions.Allocator before returning. Decode
-// copies everything it returns into ordinary Go memory: no Arrow buffer
-// outlives the call, everything allocated from DecodeOptions.Allocator is
-// freed before it returns (on every error path too), and the message slice
-// may be reused as soon as it returns. Within a decoded Batch the XRef,
-// YRef and Kernel of all rows are windows (with capacity clipped to their
-// length) of one array per column, and the strings of a column share one
-// backing string; a row's slices therefore keep the whole column's memory
-// alive. Encode and Decode never modify their inputs and are safe for
-// concurrent use.
+// returns ordinary Go memory: no Arrow buffer outlives the call, and
+// everything allocated from DecodeOptions.Allocator is freed before it
+// returns (on every error path too). But the batch may alias the message:
+// when the record batch is uncompressed and its body starts 8-byte aligned
+// in memory, the XRef, YRef and Kernel of the rows are windows into the
+// message slice itself. The caller must then not modify or reuse the
+// message while it uses those slices, and they keep the whole message
+// alive. A body at an unaligned address is copied once into fresh aligned
+// memory, which the slices share instead; compressed values, strings and
+// scalars are always copied. Within a decoded Batch the XRef, YRef and
+// Kernel of all rows are windows (with capacity clipped to their length) of
+// one region per column, and the strings of a column share one backing
+// string; a row's slices therefore keep the whole column's memory (or the
+// whole message) alive. Encode and Decode never modify their inputs and are
+// safe for concurrent use.
 //
 // # Errors
 //

@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -111,7 +112,9 @@ func loadStreamState(f *safetensors.File) (consumer.State, error) {
 	if !ok {
 		return st, errors.New("trainer: checkpoint has a pool without its sequence numbers")
 	}
-	b, err := schema.Decode(pool.Data, schema.DecodeOptions{MaxMessageBytes: len(pool.Data)})
+	// Decoded values may alias what they are decoded from: a copy keeps the
+	// pool from holding on to the whole checkpoint.
+	b, err := schema.Decode(bytes.Clone(pool.Data), schema.DecodeOptions{MaxMessageBytes: len(pool.Data)})
 	if err != nil {
 		return st, fmt.Errorf("trainer: checkpoint shuffle pool: %w", err)
 	}
