@@ -1,36 +1,38 @@
 package kernels
 
-// axpy4Go is axpy4 in plain Go, the reference of the assembly.
-func axpy4Go(out, a, b, c, d []float32, c0, c1, c2, c3 float32) {
-	a, b, c, d = a[:len(out)], b[:len(out)], c[:len(out)], d[:len(out)]
-	for j := range out {
-		v := out[j] + c0*a[j]
-		v += c1 * b[j]
-		v += c2 * c[j]
-		out[j] = v + c3*d[j]
-	}
-}
-
-// scaleGo is scale in plain Go.
-func scaleGo(out, a []float32, c float32) {
-	a = a[:len(out)]
-	for j, v := range a {
-		out[j] = c * v
-	}
-}
-
-// axpy1Go is axpy1 in plain Go.
-func axpy1Go(out, a []float32, c float32) {
-	a = a[:len(out)]
-	for j, v := range a {
-		out[j] += c * v
-	}
-}
-
 // unit8Go is Unit8 in plain Go.
 func unit8Go(out []float32, a []uint8) {
 	a = a[:len(out)]
 	for j, v := range a {
 		out[j] = float32(v) / 255
+	}
+}
+
+// tapsGo is taps in plain Go: each output the taps' sum in tap order, from
+// +0 when zero is set, every product and sum rounded on its own (the
+// conversions keep the compiler from fusing them).
+func tapsGo(out, src []float32, idx []int, stride int, w []float32, zero bool) {
+	for j := range out {
+		acc := float32(w[0] * src[idx[0]*stride+j])
+		if zero {
+			acc = 0 + acc
+		}
+		for t := 1; t < len(idx); t++ {
+			acc = acc + float32(w[t]*src[idx[t]*stride+j])
+		}
+		out[j] = acc
+	}
+}
+
+// checkTaps panics unless every tap of taps reads inside src.
+func checkTaps(out, src []float32, idx []int, stride int, w []float32) {
+	if len(idx) == 0 || len(w) < len(idx) || stride < 0 {
+		panic("kernels: taps: no taps, fewer weights than taps, or a negative stride")
+	}
+	last := len(src) - len(out)
+	for _, i := range idx {
+		if i < 0 || i*stride > last {
+			panic("kernels: taps: a tap reads outside src")
+		}
 	}
 }

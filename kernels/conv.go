@@ -628,6 +628,19 @@ func transposeRows[T Float](dst []T, ds int, src []T, ss, rows, n int) {
 			transposeRows(dst[n16*ds:], ds, src[n16:], ss, i, n-n16)
 		}
 	}
+	if rows >= 8 && n >= 8 && canTranspose8[T]() {
+		// 8x8 blocks in registers (AVX2), the rest of the columns below.
+		n8 := n &^ 7
+		i0 := i
+		for ; i+8 <= rows; i += 8 {
+			for j := 0; j < n8; j += 8 {
+				transpose8(dst[j*ds+i:], ds, src[i*ss+j:], ss)
+			}
+		}
+		if n8 < n {
+			transposeRows(dst[n8*ds+i0:], ds, src[i0*ss+n8:], ss, i-i0, n-n8)
+		}
+	}
 	for ; i+8 <= rows; i += 8 {
 		s0 := src[i*ss : i*ss+n]
 		s1 := src[(i+1)*ss:][:len(s0)]

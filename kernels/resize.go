@@ -320,17 +320,9 @@ func resizeRowsH[T Float](lo, hi, h, oh, w int, dst, src []T, t resizeTable[T]) 
 		out := dst[r*w:][:w]
 		idx, wt := t.idx[i*t.k:][:t.k], t.w[i*t.k:][:t.k]
 		if o32, ok := any(out).([]float32); ok {
-			// float32: the same arithmetic in vector registers.
-			p32, w32 := any(plane).([]float32), any(wt).([]float32)
-			scale(o32, p32[idx[0]*w:][:w], w32[0])
-			k := 1
-			for ; k+4 <= t.k; k += 4 {
-				axpy4(o32, p32[idx[k]*w:][:w], p32[idx[k+1]*w:][:w], p32[idx[k+2]*w:][:w], p32[idx[k+3]*w:][:w],
-					w32[k], w32[k+1], w32[k+2], w32[k+3])
-			}
-			for ; k < t.k; k++ {
-				axpy1(o32, p32[idx[k]*w:][:w], w32[k])
-			}
+			// float32: the same arithmetic, all taps at once in vector
+			// registers.
+			taps(o32, any(plane).([]float32), idx, w, any(wt).([]float32), false)
 			continue
 		}
 		in := plane[idx[0]*w:][:w]
@@ -398,16 +390,8 @@ func resizePlaneWT(h, w, ow int, dst, src, scratch []float32, t resizeTable[floa
 	transpose(tin, src, h, w)
 	for j := 0; j < ow; j++ {
 		out := tout[j*h : (j+1)*h]
-		clear(out)
 		idx, wt := t.idx[j*t.k:][:t.k], t.w[j*t.k:][:t.k]
-		k := 0
-		for ; k+4 <= t.k; k += 4 {
-			axpy4(out, tin[idx[k]*h:][:h], tin[idx[k+1]*h:][:h], tin[idx[k+2]*h:][:h], tin[idx[k+3]*h:][:h],
-				wt[k], wt[k+1], wt[k+2], wt[k+3])
-		}
-		for ; k < t.k; k++ {
-			axpy1(out, tin[idx[k]*h:][:h], wt[k])
-		}
+		taps(out, tin, idx, h, wt, true)
 	}
 	transpose(dst, tout, ow, h)
 }

@@ -296,9 +296,12 @@ func TestResizeAlongHGroupedTaps(t *testing.T) {
 	}
 }
 
-// TestAxpy4MatchesGo: the vector axpy4, axpy1, scale and Unit8 give the Go loops' bits
-// for every length up to 40 (vector body and scalar tail), Unit8 for every byte.
-func TestAxpy4MatchesGo(t *testing.T) {
+// TestTapsMatchesGo: taps gives the bits of the taps summed one at a time
+// through memory (the first product alone or added to +0, then each
+// further product rounded and added), for 1..20 taps, every length up to
+// 70 (vector body and scalar tail) and strides wider than the rows; and
+// Unit8 gives the division's bits for every byte, vector body and tail.
+func TestTapsMatchesGo(t *testing.T) {
 	all := make([]uint8, 256)
 	for v := range all {
 		all[v] = uint8(v)
@@ -311,21 +314,42 @@ func TestAxpy4MatchesGo(t *testing.T) {
 		}
 	}
 	r := rand.New(rand.NewPCG(11, 12))
-	for n := 0; n <= 40; n++ {
-		in := make([][]float32, 4)
-		for i := range in {
-			in[i] = randSlice[float32](r, n)
+	for n := 0; n <= 70; n++ {
+		for _, k := range []int{1, 2, 3, 4, 5, 8, 13, 20} {
+			stride := n + r.IntN(5)
+			rows := 1 + r.IntN(30)
+			src := randSlice[float32](r, rows*stride+n)
+			idx := make([]int, k)
+			for i := range idx {
+				idx[i] = r.IntN(rows + 1)
+			}
+			w := randSlice[float32](r, k)
+			for _, zero := range []bool{false, true} {
+				want := make([]float32, n)
+				for j := range want {
+					p := w[0] * src[idx[0]*stride+j]
+					if zero {
+						var z float32
+						want[j] = z + p
+					} else {
+						want[j] = p
+					}
+				}
+				for i := 1; i < k; i++ {
+					for j := range want {
+						p := w[i] * src[idx[i]*stride+j]
+						want[j] += p
+					}
+				}
+				got := randSlice[float32](r, n)
+				taps(got, src, idx, stride, w, zero)
+				for j := range got {
+					if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+						t.Fatalf("n=%d k=%d zero=%v j=%d: taps %g, want %g", n, k, zero, j, got[j], want[j])
+					}
+				}
+			}
 		}
-		out := randSlice[float32](r, n)
-		want := append([]float32(nil), out...)
-		c := [4]float32{r.Float32() - 0.5, r.Float32(), -r.Float32(), r.Float32() * 3}
-		axpy4(out, in[0], in[1], in[2], in[3], c[0], c[1], c[2], c[3])
-		axpy4Go(want, in[0], in[1], in[2], in[3], c[0], c[1], c[2], c[3])
-		got2, want2 := make([]float32, n), make([]float32, n)
-		scale(got2, in[0], c[0])
-		scaleGo(want2, in[0], c[0])
-		axpy1(got2, in[1], c[1])
-		axpy1Go(want2, in[1], c[1])
 		u8 := make([]uint8, n)
 		for j := range u8 {
 			u8[j] = uint8(r.IntN(256))
@@ -338,11 +362,12 @@ func TestAxpy4MatchesGo(t *testing.T) {
 				t.Fatalf("n=%d j=%d: Unit8(%d) = %g, want %g", n, j, u8[j], got3[j], want3[j])
 			}
 		}
-		for j := 0; j < n; j++ {
-			if math.Float32bits(out[j]) != math.Float32bits(want[j]) || math.Float32bits(got2[j]) != math.Float32bits(want2[j]) {
-				t.Fatalf("n=%d j=%d: axpy4 %g want %g; scale %g want %g", n, j, out[j], want[j], got2[j], want2[j])
-			}
-		}
+	}
+	// The zero flag is not a no-op: -0 products come out +0.
+	got := []float32{1}
+	taps(got, []float32{-0.0 * 1, 0}, []int{0}, 1, []float32{-1}, true)
+	if math.Signbit(float64(got[0])) {
+		t.Fatal("taps with zero kept a -0")
 	}
 }
 
