@@ -190,3 +190,22 @@ func TestMessageReusedBuffer(t *testing.T) {
 		}
 	}
 }
+
+// firstNonFinite finds the first NaN or infinity of either sign, and lets
+// the largest finite values and -0 through.
+func TestFirstNonFinite(t *testing.T) {
+	big := math.Float32frombits(0x7f7fffff)
+	v := []float32{0, float32(math.Copysign(0, -1)), big, -big, math.SmallestNonzeroFloat32, 1}
+	if j := firstNonFinite(v); j != -1 {
+		t.Fatalf("finite values: got index %d", j)
+	}
+	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), math.Float32frombits(0xffc00001)} {
+		w := append(append([]float32(nil), v...), 2, bad, 3, bad)
+		if j := firstNonFinite(w); j != len(v)+1 {
+			t.Fatalf("%v at %d: got %d", bad, len(v)+1, j)
+		}
+	}
+	if firstNonFinite(nil) != -1 {
+		t.Fatal("empty slice")
+	}
+}

@@ -119,10 +119,8 @@ func (b *Batch) validatePair(i int) error {
 	if want := 3 * h.LRH * h.LRW; len(p.YRef) != want {
 		return invalidf(i, ColYRef, "y_ref has %d values, want %d (3x%dx%d)", len(p.YRef), want, h.LRH, h.LRW)
 	}
-	for j, v := range p.YRef {
-		if !finite(v) {
-			return invalidf(i, ColYRef, "y_ref[%d] is %v, want a finite value", j, v)
-		}
+	if j := firstNonFinite(p.YRef); j >= 0 {
+		return invalidf(i, ColYRef, "y_ref[%d] is %v, want a finite value", j, p.YRef[j])
 	}
 	if err := validateKernel(i, h.KernelSize, p.Kernel); err != nil {
 		return err
@@ -160,6 +158,26 @@ func validateKernel(i, k int, kern []float32) error {
 		return invalidf(i, ColKernel, "kernel sums to %g, want 1 ± %g", sum, KernelSumTolerance)
 	}
 	return nil
+}
+
+// firstNonFinite returns the index of the first NaN or ±Inf in v, or -1.
+// The common all-finite case is one branch-free pass: the largest
+// magnitude's bits reach the all-ones exponent only if some value is not
+// finite.
+func firstNonFinite(v []float32) int {
+	var m uint32
+	for _, x := range v {
+		m = max(m, math.Float32bits(x)&0x7fffffff)
+	}
+	if m < 0x7f800000 {
+		return -1
+	}
+	for j, x := range v {
+		if !finite(x) {
+			return j
+		}
+	}
+	return -1
 }
 
 // finite reports whether v is neither NaN nor ±Inf (exponent not all ones).
