@@ -84,14 +84,29 @@ type Raw struct {
 	MiBPerSec    float64   `json:"mib_per_s"`
 	Messages     int       `json:"messages_per_iter"`
 	MessageBytes int       `json:"message_bytes"` // mean encoded size
-	// Ratio is the pipeline's pairs/s over JetStream's alone.
-	Ratio float64 `json:"pipeline_over_raw"`
+	// Ratio is the pipeline's pairs/s over JetStream's alone: the median
+	// of the ratios of each run, whose phases run back to back, so that a
+	// slow spell of a shared machine weighs on both sides of a ratio.
+	// RunRatios are those ratios, MedianRatio the ratio of the medians.
+	Ratio       float64   `json:"pipeline_over_raw"`
+	RunRatios   []float64 `json:"pipeline_over_raw_per_run"`
+	MedianRatio float64   `json:"pipeline_over_raw_of_medians"`
 	// Delivery is the same messages through pdmflow's consumer (decode,
 	// validation, dedup, pool) without the producer's generation.
 	DeliveryTimes       []float64 `json:"delivery_times_s,omitempty"`
 	DeliverySeconds     float64   `json:"delivery_median_s,omitempty"`
 	DeliveryPairsPerSec float64   `json:"delivery_pairs_per_s,omitempty"`
-	DeliveryRatio       float64   `json:"delivery_over_raw,omitempty"`
+	DeliveryRatio       float64   `json:"delivery_over_raw,omitempty"` // median of the runs' ratios
+}
+
+// runRatios returns base[i]/t[i] for each run i: the pairs/s of the phase
+// timed by t over those of the phase timed by base, run by run.
+func runRatios(t, base []float64) []float64 {
+	r := make([]float64, min(len(t), len(base)))
+	for i := range r {
+		r[i] = base[i] / t[i]
+	}
+	return r
 }
 
 // phase is one timed part of a workload; fn returns the time of the
@@ -185,11 +200,13 @@ func Run(ctx context.Context, name string, s Shapes, o Options) (*Result, error)
 		raw := &Raw{Times: times[1], Seconds: median(times[1]), Messages: s.Messages, MessageBytes: w.msgBytes()}
 		raw.PairsPerSec = float64(w.pairs) / raw.Seconds
 		raw.MiBPerSec = float64(raw.Messages*raw.MessageBytes) / (1 << 20) / raw.Seconds
-		raw.Ratio = r.PairsPerSec / raw.PairsPerSec
+		raw.RunRatios = runRatios(times[0], times[1])
+		raw.Ratio = median(raw.RunRatios)
+		raw.MedianRatio = r.PairsPerSec / raw.PairsPerSec
 		if len(w.phases) > 2 {
 			raw.DeliveryTimes, raw.DeliverySeconds = times[2], median(times[2])
 			raw.DeliveryPairsPerSec = float64(w.pairs) / raw.DeliverySeconds
-			raw.DeliveryRatio = raw.DeliveryPairsPerSec / raw.PairsPerSec
+			raw.DeliveryRatio = median(runRatios(times[2], times[1]))
 		}
 		r.Raw = raw
 	}

@@ -134,6 +134,15 @@ func TestWorkloadsQuick(t *testing.T) {
 				}
 				positive("raw pairs/s", r.Raw.PairsPerSec)
 				positive("pipeline/raw", r.Raw.Ratio)
+				positive("pipeline/raw of the medians", r.Raw.MedianRatio)
+				if len(r.Raw.RunRatios) != r.Iters {
+					t.Errorf("%d per-run ratios for %d runs", len(r.Raw.RunRatios), r.Iters)
+				}
+				for i, q := range r.Raw.RunRatios {
+					if want := r.Raw.Times[i] / r.Times[i]; q != want {
+						t.Errorf("run %d: ratio %g, want raw/pipeline time %g", i, q, want)
+					}
+				}
 				positive("delivery pairs/s", r.Raw.DeliveryPairsPerSec)
 				positive("delivery/raw", r.Raw.DeliveryRatio)
 				if r.Raw.Messages != s.Messages || r.Raw.MessageBytes <= 0 || r.PairsPerIter != s.Messages*s.MsgPairs {
