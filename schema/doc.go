@@ -96,8 +96,14 @@
 //
 // # Ownership
 //
-// Encode returns a fresh []byte owned by the caller, and releases every Arrow
-// buffer it allocated from EncodeOptions.Allocator before returning. Decode
+// Encode returns a fresh []byte owned by the caller. An uncompressed message
+// is laid out directly (NewMessage: one allocation, every column written in
+// place, the same bytes as arrow-go's IPC writer gives, which the tests
+// check); a compressed one goes through arrow-go, and every Arrow buffer
+// allocated from EncodeOptions.Allocator is released before Encode returns.
+// A producer uses NewMessage itself to cut its crops and write its y_ref
+// straight into the message (Message.XRef, YRef, Kernel) and to reuse the
+// buffers of acked messages. Decode
 // returns ordinary Go memory: no Arrow buffer outlives the call, and
 // everything allocated from DecodeOptions.Allocator is freed before it
 // returns (on every error path too). But the batch may alias the message:
