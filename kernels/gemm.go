@@ -148,11 +148,17 @@ func (e epi[T]) apply(c []T, ldc, rows, cols int) {
 // into panels of as equal a height as possible (64 rows: 11+11+11+11+10+10
 // rather than 5x12+4), which suits kernels whose shorter variants are
 // nearly as fast per row.
+//
+// pack, where
+// not nil, copies a B panel read through offsets (nr columns at boffs[p])
+// into a contiguous panel (boffs[p] = p*nr): gemmPanel does so before
+// running several row panels against it.
 type microKernel[T Float] struct {
 	mr, nr   int
 	balanced bool
 	fns      []kernelFn[T]
 	name     string
+	pack     func(kc int, b []T, boffs []int32, bspan int, dst []T)
 }
 
 // panels is how many row panels m rows take.
@@ -180,16 +186,20 @@ func (rs rowSplit) panel(ip int) (i0, rows int) {
 }
 
 // seqOffsets[nr][p] = p*nr: the offsets of a packed B panel.
-var seqOffsets = map[int][]int32{}
+// It is set before any init function runs: the assembly kernels keep
+// the address of its tables.
+var seqOffsets = makeSeqOffsets()
 
-func init() {
+func makeSeqOffsets() map[int][]int32 {
+	m := map[int][]int32{}
 	for _, nr := range []int{4, 16, 32} {
 		t := make([]int32, maxKC)
 		for p := range t {
 			t[p] = int32(p * nr)
 		}
-		seqOffsets[nr] = t
+		m[nr] = t
 	}
+	return m
 }
 
 // Gemm computes C = alpha * op(A) * op(B) + beta * C like GemmRef, with
@@ -296,6 +306,15 @@ func packMatrixA[T Float](mk *microKernel[T], trans bool, a []T, lda, m, k int) 
 func gemmPanel[T Float](mk *microKernel[T], m, kc int, a []T, lda int, b []T, boffs []int32, bspan, cols int, c []T, ldc int, alpha T, load bool, e epi[T], edge []T) {
 	nr := mk.nr
 	rs := mk.split(m)
+	// Several row panels read B through offsets: copy it into a contiguous
+	// panel once (the space after the edge tile, see workspaces.get).
+	if mk.pack != nil && rs.np > 1 && kc > 0 && len(edge) >= mk.mr*nr+kc*nr {
+		if seq := seqOffsets[nr]; len(boffs) == 0 || &boffs[0] != &seq[0] {
+			pb := edge[mk.mr*nr : mk.mr*nr+kc*nr]
+			mk.pack(kc, b, boffs, bspan, pb)
+			b, boffs, bspan = pb, seq, len(pb)
+		}
+	}
 	for ip := 0; ip < rs.np; ip++ {
 		i0, rows := rs.panel(ip)
 		ap, la := a[i0:], lda
@@ -342,12 +361,17 @@ func (w *workspace[T]) alloc(n int) []T {
 	return *b
 }
 
-// get returns worker's workspace with a B panel of depth kcb.
+// get returns worker's workspace with a B panel of depth kcb and the edge
+// tile (followed, for kernels that pack, by a second B panel).
 func (ws workspaces[T]) get(worker int, mk *microKernel[T], kcb int) *workspace[T] {
 	w := &ws[worker]
 	if w.pb == nil {
 		w.pb = w.alloc(mk.nr * kcb)
-		w.edge = w.alloc(mk.mr * mk.nr)
+		ne := mk.mr * mk.nr
+		if mk.pack != nil {
+			ne += mk.nr * kcb // the contiguous B panel of gemmPanel
+		}
+		w.edge = w.alloc(ne)
 	}
 	return w
 }

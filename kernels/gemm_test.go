@@ -177,3 +177,116 @@ func TestGemmRowPanels(t *testing.T) {
 		}
 	}
 }
+
+// TestMicroKernelsDirect runs every row count of every float32 kernel
+// alone, on a B panel read through scattered offsets and on a packed one
+// (seqOffsets: the contiguous-B kernels of AVX2), for odd and even depths
+// around the unrolling, with and without load, bias and activation,
+// against the reference; the two panels must give the same bits.
+func TestMicroKernelsDirect(t *testing.T) {
+	defer UseGemmKernel(GemmKernel())
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, name := range GemmKernels() {
+		UseGemmKernel(name)
+		mk := kernelFor[float32]()
+		nr := mk.nr
+		for rows := 1; rows <= mk.mr; rows++ {
+			for _, kc := range []int{0, 1, 2, 3, 4, 5, 7, 8, 9, 17, 64, 255, 300} {
+				lda := rows + 2
+				a := randSlice[float32](r, max(1, kc*lda))
+				// Scattered rows of B, misaligned, in a larger array.
+				bspan := 3*nr*kc + 5*nr
+				bs := randSlice[float32](r, bspan)
+				offs := make([]int32, kc)
+				for p := range offs {
+					offs[p] = int32(r.IntN(bspan - nr + 1))
+				}
+				packed := make([]float32, max(nr, nr*kc))
+				for p, o := range offs {
+					copy(packed[p*nr:(p+1)*nr], bs[o:int(o)+nr])
+				}
+				for _, load := range []bool{false, true} {
+					for _, e := range []epi[float32]{{}, {bias: randSlice[float32](r, rows), leaky: true, slope: 0.1}} {
+						ldc := nr + 3
+						c0 := randSlice[float32](r, rows*ldc)
+						want := append([]float32(nil), c0...)
+						for i := 0; i < rows; i++ {
+							for j := 0; j < nr; j++ {
+								var s float32
+								for p := 0; p < kc; p++ {
+									s += a[p*lda+i] * packed[p*nr+j]
+								}
+								v := 0.5 * s
+								if load {
+									v += want[i*ldc+j]
+								}
+								want[i*ldc+j] = v
+							}
+						}
+						if e.active() {
+							e.apply(want, ldc, rows, nr)
+						}
+						got1 := append([]float32(nil), c0...)
+						mk.fns[rows](kc, a, lda, bs, offs, bspan, got1, ldc, 0.5, load, e)
+						got2 := append([]float32(nil), c0...)
+						mk.fns[rows](kc, a, lda, packed, seqOffsets[nr], len(packed), got2, ldc, 0.5, load, e)
+						if err := maxRelErr(got1, want); !(err <= 2e-6*math.Sqrt(float64(kc+1))) {
+							t.Fatalf("%s rows=%d kc=%d load=%v epi=%v: offsets: rel err %.3g", name, rows, kc, load, e.active(), err)
+						}
+						for i := range got1 {
+							if math.Float32bits(got1[i]) != math.Float32bits(got2[i]) {
+								t.Fatalf("%s rows=%d kc=%d load=%v epi=%v: packed panel differs at %d: %v, offsets %v", name, rows, kc, load, e.active(), i, got2[i], got1[i])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestGemmPanelPacksB checks gemmPanel on a B panel read through offsets
+// with several row panels (the AVX2 kernel copies it into a contiguous
+// panel first): the same bits as the kernel on a packed panel, every
+// split of m rows, with a partial column panel too.
+func TestGemmPanelPacksB(t *testing.T) {
+	defer UseGemmKernel(GemmKernel())
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, name := range GemmKernels() {
+		UseGemmKernel(name)
+		mk := kernelFor[float32]()
+		nr := mk.nr
+		ws := newWorkspaces[float32](1)
+		const kcb = 37
+		w := ws.get(0, mk, kcb)
+		for m := 1; m <= 3*mk.mr+1; m++ {
+			for _, kc := range []int{1, 6, kcb} {
+				for _, cols := range []int{nr, nr - 3} {
+					pa := packMatrixA(mk, false, randSlice[float32](r, m*kc), kc, m, kc)
+					bspan := 4*nr*kc + nr
+					bs := randSlice[float32](r, bspan)
+					offs := make([]int32, kc)
+					for p := range offs {
+						offs[p] = int32(r.IntN(bspan - nr + 1))
+					}
+					packed := make([]float32, nr*kc)
+					for p, o := range offs {
+						copy(packed[p*nr:(p+1)*nr], bs[o:int(o)+nr])
+					}
+					ldc := nr + 1
+					got, want := make([]float32, m*ldc), make([]float32, m*ldc)
+					e := epi[float32]{bias: randSlice[float32](r, m), leaky: true, slope: 0.25}
+					gemmPanel(mk, m, kc, pa.block(0), 0, bs, offs, bspan, cols, got, ldc, 1, false, e, w.edge)
+					gemmPanel(mk, m, kc, pa.block(0), 0, packed, seqOffsets[nr], len(packed), cols, want, ldc, 1, false, e, w.edge)
+					pa.free()
+					for i := range got {
+						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+							t.Fatalf("%s m=%d kc=%d cols=%d: differs at %d: %v, want %v", name, m, kc, cols, i, got[i], want[i])
+						}
+					}
+				}
+			}
+		}
+		ws.free()
+	}
+}

@@ -18,6 +18,12 @@
 // offset boffs[p] (a packed panel has boffs[p] = p*NR; a convolution reads
 // its image rows in place).
 //
+// For AVX2 there is also a second family, sgemmAVX2x16C1..C6, for a B
+// panel stored contiguously (boffs[p] = 16*p): B is read through a pointer
+// rather than the offsets, the depth loop is unrolled by 4, and the results
+// are those of the first family bit for bit; packB16AVX2 copies a panel
+// read through offsets into such a contiguous one.
+//
 // transpose16AVX512 transposes one 16x16 block of float32 in registers:
 // the convolutions' filter gradient reads images and dy pixel-major.
 package main
@@ -38,6 +44,10 @@ func main() {
 	for r := 1; r <= 6; r++ {
 		gen(&b, fmt.Sprintf("sgemmAVX2x16R%d", r), "Y", r, 2, 32)
 	}
+	for r := 1; r <= 6; r++ {
+		genContig(&b, fmt.Sprintf("sgemmAVX2x16C%d", r), r)
+	}
+	genPack16(&b)
 	for r := 1; r <= 12; r++ {
 		gen(&b, fmt.Sprintf("sgemmAVX512x32R%d", r), "Z", r, 2, 64)
 	}
@@ -110,6 +120,13 @@ func gen(b *bytes.Buffer, name, reg string, mr, nv, vbytes int) {
 	p("ADDQ R11, SI")
 	p("DECQ CX")
 	p("JNZ loop")
+	genEpilogue(b, reg, mr, nv, vbytes, alpha, bReg, bc, acc)
+}
+
+// genEpilogue writes the end of a kernel from the label done: alpha, C,
+// bias, activation and the stores of the mr x nv accumulators.
+func genEpilogue(b *bytes.Buffer, reg string, mr, nv, vbytes int, alpha string, bReg func(int) string, bc []string, acc func(r, v int) string) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, "\t"+format+"\n", args...) }
 	fmt.Fprintln(b, "done:")
 	// t = alpha*acc + C, or alpha*acc: C is not read without load, so it
 	// may hold garbage.
@@ -164,6 +181,101 @@ func gen(b *bytes.Buffer, name, reg string, mr, nv, vbytes int) {
 			p("ADDQ BX, DX")
 		}
 	}
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// genContig writes the AVX2 kernel of mr rows for a B panel stored
+// contiguously (boffs[p] = 16*p, a packed panel): the same arguments and
+// results as the kernel of gen, bit for bit (the same operations in the
+// same order), but B is read through a pointer that advances 64 bytes per
+// depth step (boffs is not read), and the depth loop is unrolled by 4.
+func genContig(b *bytes.Buffer, name string, mr int) {
+	const nv, vbytes, unroll = 2, 32, 4
+	nacc := mr * nv
+	bReg := func(v int) string { return fmt.Sprintf("Y%d", nacc+v) }
+	bc := []string{fmt.Sprintf("Y%d", nacc+nv), fmt.Sprintf("Y%d", nacc+nv)}
+	alpha := fmt.Sprintf("Y%d", nacc+nv+1)
+	acc := func(r, v int) string { return fmt.Sprintf("Y%d", r*nv+v) }
+	p := func(format string, args ...any) { fmt.Fprintf(b, "\t"+format+"\n", args...) }
+	step := func(k int) {
+		for v := 0; v < nv; v++ {
+			p("VMOVUPS %d(DI), %s", k*nv*vbytes+v*vbytes, bReg(v))
+		}
+		for r := 0; r < mr; r++ {
+			p("VBROADCASTSS %d(SI), %s", 4*r, bc[r%2])
+			for v := 0; v < nv; v++ {
+				p("VFMADD231PS %s, %s, %s", bReg(v), bc[r%2], acc(r, v))
+			}
+		}
+		p("ADDQ R11, SI")
+	}
+	fmt.Fprintf(b, "\n// func %s(kc int, a *float32, lda int, b *float32, boffs *int32, c *float32, ldc int, alpha float32, load int, bias *float32, act int, slope float32)\n", name)
+	fmt.Fprintf(b, "TEXT ·%s(SB), NOSPLIT, $0-92\n", name)
+	p("MOVQ kc+0(FP), CX")
+	p("MOVQ a+8(FP), SI")
+	p("MOVQ lda+16(FP), R11")
+	p("SHLQ $2, R11")
+	p("MOVQ b+24(FP), DI")
+	p("MOVQ c+40(FP), DX")
+	p("MOVQ ldc+48(FP), BX")
+	p("SHLQ $2, BX")
+	p("VBROADCASTSS alpha+56(FP), %s", alpha)
+	for r := 0; r < mr; r++ {
+		for v := 0; v < nv; v++ {
+			p("VXORPS %s, %s, %s", acc(r, v), acc(r, v), acc(r, v))
+		}
+	}
+	// R9 counts the unrolled iterations, CX the depth steps left after them.
+	p("MOVQ CX, R9")
+	p("SHRQ $2, R9")
+	p("ANDQ $3, CX")
+	p("TESTQ R9, R9")
+	p("JZ tail")
+	p("PCALIGN $32")
+	fmt.Fprintln(b, "loop4:")
+	for k := 0; k < unroll; k++ {
+		step(k)
+	}
+	p("ADDQ $%d, DI", unroll*nv*vbytes)
+	p("DECQ R9")
+	p("JNZ loop4")
+	fmt.Fprintln(b, "tail:")
+	p("TESTQ CX, CX")
+	p("JZ done")
+	fmt.Fprintln(b, "loop1:")
+	step(0)
+	p("ADDQ $%d, DI", nv*vbytes)
+	p("DECQ CX")
+	p("JNZ loop1")
+	genEpilogue(b, "Y", mr, nv, vbytes, alpha, bReg, bc, acc)
+}
+
+// genPack16 writes packB16AVX2(kc int, b *float32, boffs *int32, dst
+// *float32): dst[16*p+j] = b[boffs[p]+j] for p < kc, j < 16, the B panel of
+// a convolution read in place copied into a contiguous panel for the
+// kernels of genContig.
+func genPack16(b *bytes.Buffer) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, "\t"+format+"\n", args...) }
+	fmt.Fprintf(b, "\n// func packB16AVX2(kc int, b *float32, boffs *int32, dst *float32)\n")
+	fmt.Fprintf(b, "TEXT ·packB16AVX2(SB), NOSPLIT, $0-32\n")
+	p("MOVQ kc+0(FP), CX")
+	p("MOVQ b+8(FP), SI")
+	p("MOVQ boffs+16(FP), R8")
+	p("MOVQ dst+24(FP), DI")
+	p("TESTQ CX, CX")
+	p("JZ done")
+	fmt.Fprintln(b, "loop:")
+	p("MOVLQSX (R8), R9")
+	p("VMOVUPS (SI)(R9*4), Y0")
+	p("VMOVUPS 32(SI)(R9*4), Y1")
+	p("VMOVUPS Y0, (DI)")
+	p("VMOVUPS Y1, 32(DI)")
+	p("ADDQ $4, R8")
+	p("ADDQ $64, DI")
+	p("DECQ CX")
+	p("JNZ loop")
+	fmt.Fprintln(b, "done:")
 	p("VZEROUPPER")
 	p("RET")
 }
