@@ -161,15 +161,22 @@ func validateKernel(i, k int, kern []float32) error {
 }
 
 // firstNonFinite returns the index of the first NaN or ±Inf in v, or -1.
-// The common all-finite case is one branch-free pass: the largest
-// magnitude's bits reach the all-ones exponent only if some value is not
-// finite.
+// The common all-finite case is one branch-free pass: adding 1 to an
+// all-ones exponent carries into the sign bit, and only then.
 func firstNonFinite(v []float32) int {
-	var m uint32
-	for _, x := range v {
-		m = max(m, math.Float32bits(x)&0x7fffffff)
+	const exp, one = 0x7f800000, 0x00800000
+	var a0, a1, a2, a3 uint32
+	i := 0
+	for ; i+4 <= len(v); i += 4 {
+		a0 |= math.Float32bits(v[i])&exp + one
+		a1 |= math.Float32bits(v[i+1])&exp + one
+		a2 |= math.Float32bits(v[i+2])&exp + one
+		a3 |= math.Float32bits(v[i+3])&exp + one
 	}
-	if m < 0x7f800000 {
+	for ; i < len(v); i++ {
+		a0 |= math.Float32bits(v[i])&exp + one
+	}
+	if (a0|a1|a2|a3)&0x80000000 == 0 {
 		return -1
 	}
 	for j, x := range v {
