@@ -143,6 +143,14 @@ func transposePlane(plane []uint8, w int, c Crop, out []uint8) {
 // top row first, or last under rev) is stored at out[q+x*dq:][:8]. A
 // length that is not a multiple of 8 leaves the last len%8 columns out.
 func transposeBand(rows *[8][]uint8, out []uint8, q, dq int, rev bool) {
+	if transposeBandFast(rows, out, q, dq, rev) {
+		return
+	}
+	transposeBandGo(rows, out, q, dq, rev)
+}
+
+// transposeBandGo is transposeBand in plain Go.
+func transposeBandGo(rows *[8][]uint8, out []uint8, q, dq int, rev bool) {
 	r0 := rows[0]
 	n := len(r0)
 	r1, r2, r3 := rows[1][:n], rows[2][:n], rows[3][:n]
