@@ -39,6 +39,12 @@ const (
 	HeaderWeights  = "Pdmflow-Weights-Version"
 )
 
+// DefaultMaxInFlightBytes bounds the bytes a producer has published and not
+// yet seen acked: 16 MiB, eight messages of the default size. Unbounded,
+// publishing outruns the broker: 128 MiB published at once got a
+// connection closed by the server (seen in the W3 benchmark).
+const DefaultMaxInFlightBytes = 16 << 20
+
 // Config configures one producer.
 type Config struct {
 	Run         string // run id (registry.ValidRunID)
@@ -57,9 +63,9 @@ type Config struct {
 	BatchPairs  int
 	TargetBytes int // default 2 MiB
 
-	MaxInFlightBytes int64         // bytes published and not yet acked (default 16 MiB)
+	MaxInFlightBytes int64         // bytes published and not yet acked (default DefaultMaxInFlightBytes)
 	LagBudget        int           // pause while the consumer has more pending messages than this (default 16)
-	LagPoll          time.Duration // how often to look at the lag while paused (default 200ms)
+	LagPoll          time.Duration // the longest wait between lag readings while paused (default 200ms; the first is 10ms)
 	WeightsPoll      time.Duration // how often to poll the weights pointer besides watching it (default 5s)
 	// AckTimeout is how long a published batch waits for JetStream's ack
 	// before it is published again with the same message id (the stream's
@@ -75,7 +81,7 @@ func (c *Config) defaults() {
 		c.TargetBytes = 2 << 20
 	}
 	if c.MaxInFlightBytes <= 0 {
-		c.MaxInFlightBytes = 16 << 20
+		c.MaxInFlightBytes = DefaultMaxInFlightBytes
 	}
 	if c.LagBudget <= 0 {
 		c.LagBudget = 16
@@ -556,6 +562,10 @@ func (p *Producer) waitLag(ctx context.Context) error {
 	if p.lagRead && time.Since(p.lagAt) < p.cfg.LagPoll && p.lagVal+int(p.seq-p.lagSeq) <= p.cfg.LagBudget {
 		return nil
 	}
+	// While paused, the lag is read again after 10 ms, then at doubling
+	// intervals up to LagPoll: a trainer that catches up at once does not
+	// leave the producer idle for a whole LagPoll.
+	wait := min(p.cfg.LagPoll, 10*time.Millisecond)
 	for {
 		lag, err := p.lag(ctx)
 		if err != nil {
@@ -579,8 +589,9 @@ func (p *Producer) waitLag(ctx context.Context) error {
 		case ptr := <-p.updates:
 			p.wanted = ptr
 			p.maybeReload(ctx)
-		case <-time.After(p.cfg.LagPoll):
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, p.cfg.LagPoll)
 	}
 }
 

@@ -72,7 +72,10 @@ func newW3(ctx context.Context, s Shapes) (_ *workload, err error) {
 	if w.js, err = jetstream.New(w.nc); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	if w.rawJS, err = jetstream.New(w.nc); err != nil {
+	// JetStream alone publishes with the producer's bound on what is in
+	// flight (DefaultMaxInFlightBytes, as messages of the aimed-at size).
+	maxPending := max(1, int(producer.DefaultMaxInFlightBytes/int64(s.MsgBytes)))
+	if w.rawJS, err = jetstream.New(w.nc, jetstream.WithPublishAsyncMaxPending(maxPending)); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	if w.pairs, err = consumer.EnsureStream(ctx, w.js, consumer.StreamConfig{Name: w3Stream, Subject: w3Subject, MaxBytes: w3StreamMax}); err != nil {
@@ -223,7 +226,8 @@ func storedMessages(ctx context.Context, st jetstream.Stream) ([][]byte, error) 
 }
 
 // rawRun is JetStream alone: the first pipeline run's messages published
-// with PublishAsync into a stream of the same settings and consumed by a
+// with PublishAsync (at most as many in flight as a producer allows) into a
+// stream of the same settings and consumed by a
 // pull consumer with the trainer consumer's settings and fetch size, each
 // message acked and not decoded. The time runs from the first publish to
 // the last message received with every publish acked.
