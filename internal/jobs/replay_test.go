@@ -26,7 +26,10 @@ func TestReplayIsBitIdentical(t *testing.T) {
 	b, js := testutil.JetStream(t)
 	hr, lr := pipelineData(t)
 	orig := t.TempDir()
-	cfg := tinyConfig(12)
+	// 24 steps: the producers may run ahead of the trainer by the lag budget
+	// plus the consumer's pool and read-ahead (about 11 messages here), so
+	// a shorter run can be produced in full before the first new weights.
+	cfg := tinyConfig(24)
 	cfg.LogEvery = 1
 	ctx := context.Background()
 	err := Pipeline(ctx, PipelineOptions{
