@@ -31,7 +31,7 @@ const benchWarmup = 2
 // RSS it reports is that workload's.
 const benchChildFlag = "child"
 
-const benchSynopsis = "bench [--workloads w1,w2,w3] [--iters N] [--batch N] [--quick] [--torch | --no-torch] [--json] [--cpuprofile FILE (one per workload: FILE.w1 ...)]"
+const benchSynopsis = "bench [--workloads w1,w2,w3] [--iters N] [--rounds N] [--batch N] [--quick] [--torch | --no-torch] [--json] [--cpuprofile FILE (one per workload: FILE.w1 ...)]"
 
 // benchReport is what `pdmflow bench --json` prints.
 type benchReport struct {
@@ -39,6 +39,7 @@ type benchReport struct {
 	Gemm      string       `json:"gemm_kernel"`
 	Threads   int          `json:"threads"`
 	Iters     int          `json:"iters"`
+	Rounds    int          `json:"rounds"`
 	Warmup    int          `json:"warmup"`
 	Quick     bool         `json:"quick"`
 	Batch     int          `json:"batch"`
@@ -53,12 +54,73 @@ type benchRow struct {
 	TorchPairsPerSec float64 `json:"torch_pairs_per_s,omitempty"`
 	TorchPeakRSSMiB  float64 `json:"torch_peak_rss_mib,omitempty"`
 	GoOverTorch      float64 `json:"go_over_torch,omitempty"`
+	// Rounds are the workload's figures in each round (--rounds), in
+	// order; the row itself is the median round's.
+	Rounds []benchRound `json:"rounds,omitempty"`
+}
+
+// benchRound is one workload's figures in one round.
+type benchRound struct {
+	PairsPerSec      float64 `json:"pairs_per_s"`
+	TorchPairsPerSec float64 `json:"torch_pairs_per_s,omitempty"`
+	GoOverTorch      float64 `json:"go_over_torch,omitempty"`
+	PipelineOverRaw  float64 `json:"pipeline_over_raw,omitempty"`
+}
+
+// ratio is what ranks a row among rounds: its ratio to the reference, or to
+// JetStream alone, or its pairs/s when it has neither.
+func (r *benchRow) ratio() float64 {
+	switch {
+	case r.GoOverTorch > 0:
+		return r.GoOverTorch
+	case r.Raw != nil:
+		return r.Raw.Ratio
+	}
+	return r.PairsPerSec
+}
+
+// medianRounds turns each workload's rows from several rounds into one:
+// the row of its median round (by ratio(): the upper middle of an even
+// count), with every round's figures in Rounds.
+func medianRounds(rounds [][]benchRow) []benchRow {
+	if len(rounds) == 0 {
+		return nil
+	}
+	out := make([]benchRow, len(rounds[0]))
+	for i := range out {
+		rows := make([]benchRow, len(rounds))
+		var rs []benchRound
+		for k, round := range rounds {
+			rows[k] = round[i]
+			br := benchRound{PairsPerSec: round[i].PairsPerSec, TorchPairsPerSec: round[i].TorchPairsPerSec, GoOverTorch: round[i].GoOverTorch}
+			if round[i].Raw != nil {
+				br.PipelineOverRaw = round[i].Raw.Ratio
+			}
+			rs = append(rs, br)
+		}
+		slices.SortStableFunc(rows, func(a, b benchRow) int {
+			x, y := a.ratio(), b.ratio()
+			switch {
+			case x < y:
+				return -1
+			case x > y:
+				return 1
+			}
+			return 0
+		})
+		out[i] = rows[len(rows)/2]
+		if len(rounds) > 1 {
+			out[i].Rounds = rs
+		}
+	}
+	return out
 }
 
 func cmdBench(ctx context.Context, e *env, args []string) error {
 	fs, c := newFlags(e, "bench", benchSynopsis)
 	workloads := fs.String("workloads", strings.Join(bench.Workloads, ","), "workloads to measure, comma-separated: w1 (producer: PDM forward), w2 (trainer: one joint step), w3 (pipeline: producer -> JetStream -> consumer)")
 	iters := fs.Int("iters", 5, fmt.Sprintf("timed runs per workload, after %d warm-up runs; the median is reported", benchWarmup))
+	rounds := fs.Int("rounds", 1, "repeat everything (each workload, then the reference) this many times and report each workload's median round: where the machine's speed drifts, a ratio is only meaningful within one round")
 	batch := fs.Int("batch", 32, "pairs per W1 batch, W2 step and W3 take (--quick: 2 unless given)")
 	quick := fs.Bool("quick", false, "tiny shapes for smoke tests and CI (batch 2, HR 32, nf 8, nb 1); not comparable with the reference")
 	useTorch := fs.Bool("torch", true, "run the PyTorch reference for the Go/torch ratios (with --quick only when given, and without ratios)")
@@ -77,8 +139,8 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *iters < 1 {
-		return fmt.Errorf("%w: --iters must be at least 1", errUsage)
+	if *iters < 1 || *rounds < 1 {
+		return fmt.Errorf("%w: --iters and --rounds must be at least 1", errUsage)
 	}
 	if given["torch"] && given["no-torch"] {
 		return fmt.Errorf("%w: --torch and --no-torch exclude each other", errUsage)
@@ -106,12 +168,38 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("bench: cannot find this program to run the workloads: %w", err)
 	}
 	rep := &benchReport{Go: runtime.Version(), Gemm: kernels.GemmKernel(), Threads: c.threads, Iters: *iters,
-		Warmup: benchWarmup, Quick: *quick, Batch: s.Batch}
+		Rounds: *rounds, Warmup: benchWarmup, Quick: *quick, Batch: s.Batch}
+	var all [][]benchRow
+	for round := 1; round <= *rounds; round++ {
+		if *rounds > 1 {
+			fmt.Fprintf(e.stderr, "bench: round %d of %d\n", round, *rounds)
+			rep.Workloads = nil
+		}
+		if err := benchRoundRun(ctx, e, c, rep, exe, names, s, *iters, *quick, *useTorch, *noTorch, given, script, *python); err != nil {
+			return err
+		}
+		all = append(all, rep.Workloads)
+	}
+	rep.Workloads = medianRounds(all)
+	if *jsonOut {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		return enc.Encode(rep)
+	}
+	printBench(e.stdout, rep)
+	return nil
+}
+
+// benchRoundRun measures each workload in a child process, then runs the
+// reference, and fills rep's rows, reference and note for this round.
+func benchRoundRun(ctx context.Context, e *env, c *common, rep *benchReport, exe string, names []string, s bench.Shapes, iters int,
+	quick, useTorch, noTorch bool, given map[string]bool, script *string, python string) error {
 	for _, name := range names {
 		fmt.Fprintf(e.stderr, "bench: %s %s in a child process\n", name, bench.Title(name))
-		childArgs := []string{"bench", "--" + benchChildFlag, name, "--iters", strconv.Itoa(*iters), "--batch", strconv.Itoa(s.Batch),
+		childArgs := []string{"bench", "--" + benchChildFlag, name, "--iters", strconv.Itoa(iters), "--batch", strconv.Itoa(s.Batch),
 			"--threads", strconv.Itoa(c.threads), "--log-level", c.logLevel}
-		if *quick {
+		if quick {
 			childArgs = append(childArgs, "--quick")
 		}
 		if c.cpuProfile != "" {
@@ -128,12 +216,12 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 	}
 
 	needsTorch := slices.Contains(names, "w1") || slices.Contains(names, "w2")
-	runTorch := *useTorch && !*noTorch && needsTorch
+	runTorch := useTorch && !noTorch && needsTorch
 	switch {
 	case !needsTorch:
-	case *noTorch || !*useTorch:
+	case noTorch || !useTorch:
 		rep.TorchNote = "PyTorch reference not run (--no-torch)"
-	case *quick && !given["torch"]:
+	case quick && !given["torch"]:
 		runTorch = false
 		rep.TorchNote = "PyTorch reference not run: the --quick shapes are not the reference's (--torch runs it at --batch anyway, without ratios)"
 	}
@@ -141,8 +229,8 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 		if !given["torch-script"] {
 			*script = findScript(*script, exe)
 		}
-		fmt.Fprintf(e.stderr, "bench: PyTorch reference: %s %s --batch %d --threads %d --iters %d\n", *python, *script, s.Batch, c.threads, *iters)
-		tr, err := bench.RunTorch(ctx, bench.TorchOptions{Python: *python, Script: *script, Batch: s.Batch, Threads: c.threads, Iters: *iters, Stderr: e.stderr})
+		fmt.Fprintf(e.stderr, "bench: PyTorch reference: %s %s --batch %d --threads %d --iters %d\n", python, *script, s.Batch, c.threads, iters)
+		tr, err := bench.RunTorch(ctx, bench.TorchOptions{Python: python, Script: *script, Batch: s.Batch, Threads: c.threads, Iters: iters, Stderr: e.stderr})
 		switch {
 		case errors.Is(err, bench.ErrNoTorch):
 			rep.TorchNote = err.Error()
@@ -151,27 +239,20 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 			return err
 		default:
 			rep.Torch = tr
-			if *quick {
+			if quick {
 				rep.TorchNote = "the reference ran at its own shapes (HR 128, full networks) with the --quick batch: no ratios"
 			}
 			for i := range rep.Workloads {
 				row := &rep.Workloads[i]
 				if v := tr.PairsPerSec(row.Workload); v > 0 {
 					row.TorchPairsPerSec, row.TorchPeakRSSMiB = v, tr.PeakRSSMiB
-					if !*quick {
+					if !quick {
 						row.GoOverTorch = row.PairsPerSec / v
 					}
 				}
 			}
 		}
 	}
-	if *jsonOut {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		return enc.Encode(rep)
-	}
-	printBench(e.stdout, rep)
 	return nil
 }
 
@@ -238,8 +319,12 @@ func printBench(w io.Writer, rep *benchReport) {
 	if rep.Quick {
 		shapes = "QUICK shapes (smoke test, not comparable with the reference)"
 	}
-	fmt.Fprintf(w, "pdmflow bench: %s, gemm kernel %s, %d threads; median of %d timed runs after %d warm-up runs; %s\n\n",
-		rep.Go, rep.Gemm, rep.Threads, rep.Iters, rep.Warmup, shapes)
+	rounds := ""
+	if rep.Rounds > 1 {
+		rounds = fmt.Sprintf("; each row the median of %d rounds", rep.Rounds)
+	}
+	fmt.Fprintf(w, "pdmflow bench: %s, gemm kernel %s, %d threads; median of %d timed runs after %d warm-up runs%s; %s\n\n",
+		rep.Go, rep.Gemm, rep.Threads, rep.Iters, rep.Warmup, rounds, shapes)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "workload\tshapes\tpairs/s\tGFLOP/s\tpeak RSS MiB\ttorch pairs/s\ttorch peak RSS MiB\tratio Go/torch")
 	for _, r := range rep.Workloads {
@@ -253,6 +338,20 @@ func printBench(w io.Writer, rep *benchReport) {
 		fmt.Fprintf(w, "%s: %s\n", r.Workload, r.Shapes)
 		if r.ConvGFLOP > 0 {
 			fmt.Fprintf(w, "    %.4g s per run (median); %.4g GFLOP of convolutions per run\n", r.Seconds, r.ConvGFLOP)
+		}
+		if len(r.Rounds) > 1 {
+			var parts []string
+			for _, rd := range r.Rounds {
+				p := num(rd.PairsPerSec, 2) + " pairs/s"
+				switch {
+				case rd.GoOverTorch > 0:
+					p += fmt.Sprintf(" (torch %s, ratio %.3f)", num(rd.TorchPairsPerSec, 2), rd.GoOverTorch)
+				case rd.PipelineOverRaw > 0:
+					p += fmt.Sprintf(" (pipeline/raw %.3f)", rd.PipelineOverRaw)
+				}
+				parts = append(parts, p)
+			}
+			fmt.Fprintf(w, "    rounds: %s\n", strings.Join(parts, "; "))
 		}
 		if raw := r.Raw; raw != nil {
 			fmt.Fprintf(w, "    pipeline %.3f s per run: %.2f pairs/s; JetStream alone (the same %d messages of %.2f MiB: PublishAsync + pull consumer, acked, not decoded): %.3f s, %.2f pairs/s, %.1f MiB/s\n",

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pdmflow/pdmflow/internal/bench"
 	"github.com/pdmflow/pdmflow/internal/syncbuf"
 )
 
@@ -99,5 +100,63 @@ func TestBenchUsage(t *testing.T) {
 	}
 	if help := stderr.String(); !strings.Contains(help, "-workloads") || strings.Contains(help, "-child") {
 		t.Errorf("--help shows the hidden flag or not the others:\n%s", help)
+	}
+}
+
+// medianRounds keeps each workload's median round by its ratio (to torch,
+// to JetStream alone, or pairs/s without either) and records every round.
+func TestBenchMedianRounds(t *testing.T) {
+	row := func(name string, pairs, torch float64, raw float64) benchRow {
+		r := benchRow{Result: &bench.Result{Workload: name, PairsPerSec: pairs}, TorchPairsPerSec: torch}
+		if torch > 0 {
+			r.GoOverTorch = pairs / torch
+		}
+		if raw > 0 {
+			r.Raw = &bench.Raw{Ratio: raw}
+		}
+		return r
+	}
+	rounds := [][]benchRow{
+		{row("w1", 80, 100, 0), row("w3", 5000, 0, 0.84)},
+		{row("w1", 60, 50, 0), row("w3", 5200, 0, 1.06)},
+		{row("w1", 90, 60, 0), row("w3", 4000, 0, 0.91)},
+	}
+	got := medianRounds(rounds)
+	if len(got) != 2 {
+		t.Fatalf("%d rows", len(got))
+	}
+	// w1 ratios 0.8, 1.2, 1.5: the median round is the second, whatever
+	// its pairs/s.
+	if got[0].PairsPerSec != 60 || got[0].GoOverTorch != 1.2 {
+		t.Errorf("w1: %+v, want the round of ratio 1.2", got[0])
+	}
+	if got[1].PairsPerSec != 4000 || got[1].Raw.Ratio != 0.91 {
+		t.Errorf("w3: %+v, want the round of pipeline/raw 0.91", got[1])
+	}
+	if len(got[0].Rounds) != 3 || got[0].Rounds[2].GoOverTorch != 1.5 || got[1].Rounds[1].PipelineOverRaw != 1.06 {
+		t.Errorf("rounds %+v / %+v", got[0].Rounds, got[1].Rounds)
+	}
+	if one := medianRounds(rounds[:1]); one[0].Rounds != nil {
+		t.Error("one round recorded as rounds")
+	}
+}
+
+// --rounds 2 runs every workload twice and reports both rounds.
+func TestBenchRounds(t *testing.T) {
+	t.Setenv(envBenchChild, "1")
+	var stdout, stderr syncbuf.Buffer
+	code := run(t.Context(), []string{"bench", "--quick", "--iters", "1", "--rounds", "2", "--workloads", "w1", "--no-torch", "--json"}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal([]byte(stdout.String()), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Rounds != 2 || len(rep.Workloads) != 1 || len(rep.Workloads[0].Rounds) != 2 {
+		t.Fatalf("report %+v", rep)
+	}
+	if n := strings.Count(stderr.String(), "bench: w1 "); n != 2 {
+		t.Errorf("w1 measured %d times, want 2:\n%s", n, stderr.String())
 	}
 }
