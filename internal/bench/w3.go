@@ -42,9 +42,11 @@ type w3 struct {
 	s      Shapes
 	dir    string
 	b      *broker.Broker
-	nc     *nats.Conn
-	js     jetstream.JetStream // the producer's and the consumer's
-	rawJS  jetstream.JetStream // raw runs' (their own async publish state)
+	nc     *nats.Conn          // the consuming side's connection
+	js     jetstream.JetStream // the consumers'
+	pubNC  *nats.Conn          // the publishing side's connection
+	pubJS  jetstream.JetStream // the producer's
+	rawJS  jetstream.JetStream // raw runs' publishing (their own async publish state)
 	pairs  jetstream.Stream
 	raw    jetstream.Stream
 	images *dataset.Dataset
@@ -66,8 +68,16 @@ func newW3(ctx context.Context, s Shapes) (_ *workload, err error) {
 	if w.b, err = broker.Start(ctx, broker.Options{Dir: filepath.Join(w.dir, "jetstream"), Port: -1}); err != nil {
 		return nil, err
 	}
-	if w.nc, err = (natsconn.Config{URL: w.b.ClientURL(), Name: "pdmflow-bench"}).Connect(ctx, nil); err != nil {
+	// Two connections, as between a producer's process and a trainer's:
+	// every phase publishes on pubNC and consumes on nc.
+	if w.nc, err = (natsconn.Config{URL: w.b.ClientURL(), Name: "pdmflow-bench-consumer"}).Connect(ctx, nil); err != nil {
 		return nil, err
+	}
+	if w.pubNC, err = (natsconn.Config{URL: w.b.ClientURL(), Name: "pdmflow-bench-publisher"}).Connect(ctx, nil); err != nil {
+		return nil, err
+	}
+	if w.pubJS, err = jetstream.New(w.pubNC); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
 	}
 	if w.js, err = jetstream.New(w.nc); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
@@ -75,7 +85,7 @@ func newW3(ctx context.Context, s Shapes) (_ *workload, err error) {
 	// JetStream alone publishes with the producer's bound on what is in
 	// flight (DefaultMaxInFlightBytes, as messages of the aimed-at size).
 	maxPending := max(1, int(producer.DefaultMaxInFlightBytes/int64(s.MsgBytes)))
-	if w.rawJS, err = jetstream.New(w.nc, jetstream.WithPublishAsyncMaxPending(maxPending)); err != nil {
+	if w.rawJS, err = jetstream.New(w.pubNC, jetstream.WithPublishAsyncMaxPending(maxPending)); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	if w.pairs, err = consumer.EnsureStream(ctx, w.js, consumer.StreamConfig{Name: w3Stream, Subject: w3Subject, MaxBytes: w3StreamMax}); err != nil {
@@ -105,6 +115,9 @@ func newW3(ctx context.Context, s Shapes) (_ *workload, err error) {
 func (w *w3) close() {
 	if w.nc != nil {
 		w.nc.Close()
+	}
+	if w.pubNC != nil {
+		w.pubNC.Close()
 	}
 	if w.b != nil {
 		w.b.Shutdown()
@@ -150,7 +163,7 @@ func (w *w3) pipeline(ctx context.Context, _ int) (time.Duration, error) {
 		Run: w3Run, ID: id, Seed: 1, Stream: w3Stream, Subject: w3Subject, Consumer: durable,
 		Degradation: producer.DegradeBicubic, HRSize: w.s.HR, Scale: w.s.Scale,
 		BatchPairs: w.ppm, MaxBatches: w.s.Messages,
-	}, w.js, nil, w.images, nil, nil)
+	}, w.pubJS, nil, w.images, nil, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -240,14 +253,14 @@ func (w *w3) rawRun(ctx context.Context, iter int) (time.Duration, error) {
 	w.seq++
 	subject := fmt.Sprintf("%s.%d", w3RawSubject, w.seq)
 	durable := fmt.Sprintf("raw-%d", w.seq)
-	c, err := w.rawJS.CreateConsumer(ctx, w3RawStream, jetstream.ConsumerConfig{
+	c, err := w.js.CreateConsumer(ctx, w3RawStream, jetstream.ConsumerConfig{
 		Durable: durable, FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: 2 * time.Minute, MaxDeliver: 10, MaxAckPending: 64, DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
 		return 0, fmt.Errorf("bench: raw consumer: %w", err)
 	}
-	defer w.rawJS.DeleteConsumer(context.WithoutCancel(ctx), w3RawStream, durable)
+	defer w.js.DeleteConsumer(context.WithoutCancel(ctx), w3RawStream, durable)
 	fetch := max(1, w.poolPairs()/w.ppm)
 	n := len(w.msgs)
 	got := make(chan error, 1)
