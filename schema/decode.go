@@ -151,7 +151,7 @@ func decode(msg []byte, rb *ipcMsg, ar *arena, copyAll bool) (*Batch, error) {
 		// or body allocation may exceed the message itself.
 		mr = ipc.NewMessageReader(br, ipc.WithAllocator(ar), ipc.WithMetadataSizeLimit(n), ipc.WithBodySizeLimit(n))
 	} else {
-		zr, err := newMsgReader(msg, ar)
+		zr, err := newMsgReader(rb, ar)
 		if err != nil {
 			return nil, err
 		}
@@ -427,7 +427,7 @@ func noNulls(d arrow.ArrayData, name string) error {
 // readFixed reads a non-nullable primitive column. The values are a view
 // of region when they lie in it (see view), else a copy; either way the
 // caller copies them into the pairs.
-func readFixed[T wireScalar](d arrow.ArrayData, name string, rows int, region []byte) ([]T, error) {
+func readFixed[T fixedWidth](d arrow.ArrayData, name string, rows int, region []byte) ([]T, error) {
 	if err := checkData(d, name, rows); err != nil {
 		return nil, err
 	}
@@ -485,7 +485,7 @@ func readStrings(d arrow.ArrayData, name string, rows int) ([]string, error) {
 // stored) and the validity bitmap (nil: no nulls) with its offset. The
 // values alias region when they lie inside it, suitably aligned (see view);
 // otherwise they are a fresh copy.
-func readList[T wireScalar](d arrow.ArrayData, name string, rows, size int, nullable bool, region []byte) ([]T, []byte, int, error) {
+func readList[T fixedWidth](d arrow.ArrayData, name string, rows, size int, nullable bool, region []byte) ([]T, []byte, int, error) {
 	if err := checkData(d, name, rows); err != nil {
 		return nil, nil, 0, err
 	}

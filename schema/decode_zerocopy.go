@@ -2,7 +2,6 @@ package schema
 
 import (
 	"bytes"
-	"encoding/binary"
 	"io"
 	"sync/atomic"
 	"unsafe"
@@ -17,11 +16,6 @@ import (
 // it builds point into the message, and readList can return their values
 // without copying them (view).
 
-// wireScalar is what readFixed and readList read out of Arrow buffers.
-type wireScalar interface {
-	~uint8 | ~uint32 | ~uint64 | ~int32 | ~int64 | ~float32
-}
-
 // bodyAlign is the alignment msgReader guarantees for the bodies it hands
 // arrow-go, which views their buffers as []uint64, []float32 and so on. The
 // IPC format pads every buffer to a multiple of 8 inside its body.
@@ -31,63 +25,6 @@ const bodyAlign = 8
 // body, both slices of the stream.
 type frame struct {
 	meta, body []byte
-}
-
-// streamFrames locates the messages of msg, which scanStream has verified:
-// it re-walks the framing only to find them, checking bounds again rather
-// than trusting the earlier walk.
-func streamFrames(msg []byte) ([]frame, error) {
-	var fs []frame
-	pos := 0
-	for {
-		if len(msg)-pos < 8 || binary.LittleEndian.Uint32(msg[pos:]) != 0xFFFFFFFF {
-			return nil, invalidf(-1, "", "message %d at byte %d has no continuation marker", len(fs), pos)
-		}
-		mlen := int(int32(binary.LittleEndian.Uint32(msg[pos+4:])))
-		pos += 8
-		if mlen == 0 {
-			break
-		}
-		if mlen < 0 || mlen > len(msg)-pos {
-			return nil, invalidf(-1, "", "message %d has metadata length %d, %d bytes left", len(fs), mlen, len(msg)-pos)
-		}
-		meta := msg[pos : pos+mlen]
-		pos += mlen
-		n, err := bodyLength(meta)
-		if err != nil {
-			return nil, invalidf(-1, "", "metadata of message %d: %v", len(fs), err)
-		}
-		if n < 0 || n > int64(len(msg)-pos) {
-			return nil, invalidf(-1, "", "message %d has body length %d, %d bytes left", len(fs), n, len(msg)-pos)
-		}
-		fs = append(fs, frame{meta: meta, body: msg[pos : pos+int(n) : pos+int(n)]})
-		pos += int(n)
-	}
-	if pos != len(msg) {
-		return nil, invalidf(-1, "", "%d bytes after the end-of-stream marker", len(msg)-pos)
-	}
-	return fs, nil
-}
-
-// bodyLength reads Message.bodyLength from message metadata.
-func bodyLength(meta []byte) (int64, error) {
-	f := &fbuf{b: meta}
-	if len(meta) < 4 {
-		return 0, fbError("metadata shorter than a flatbuffer")
-	}
-	root, err := f.indirect(0)
-	if err != nil {
-		return 0, err
-	}
-	t, err := f.table(root)
-	if err != nil {
-		return 0, err
-	}
-	p, err := f.scalar(t, 3, 8)
-	if err != nil || p == 0 {
-		return 0, err
-	}
-	return int64(binary.LittleEndian.Uint64(meta[p:])), nil
 }
 
 // msgReader is an ipc.MessageReader over the messages of one stream, which
@@ -103,17 +40,12 @@ type msgReader struct {
 	region []byte
 }
 
-// newMsgReader makes the reader of msg. It charges ar for each body as
-// arrow-go's own reader did when it copied the body into ar, so that the
-// budget left for decompression is what it was.
-func newMsgReader(msg []byte, ar *arena) (*msgReader, error) {
-	fs, err := streamFrames(msg)
-	if err != nil {
-		return nil, err
-	}
-	if len(fs) != 2 { // scanStream checked: a schema, then a record batch
-		return nil, invalidf(-1, "", "stream has %d messages, want 2", len(fs))
-	}
+// newMsgReader makes the reader of the stream whose messages scanStream
+// located (rb.frames). It charges ar for each body as arrow-go's own reader
+// did when it copied the body into ar, so that the budget left for
+// decompression is what it was.
+func newMsgReader(rb *ipcMsg, ar *arena) (*msgReader, error) {
+	fs := rb.frames
 	for i := range fs {
 		f := &fs[i]
 		if len(f.body) == 0 {
@@ -126,7 +58,7 @@ func newMsgReader(msg []byte, ar *arena) (*msgReader, error) {
 			f.body = alignedCopy(f.body)
 		}
 	}
-	r := &msgReader{frames: fs, region: fs[1].body}
+	r := &msgReader{frames: fs[:], region: fs[1].body}
 	r.refs.Add(1)
 	return r, nil
 }
@@ -172,7 +104,7 @@ func alignedCopy(b []byte) []byte {
 // address: b may as well be a buffer arrow-go allocated and decompressed
 // into) and is aligned for T. Otherwise it returns false and the caller
 // copies. len(b) is a multiple of T's size.
-func view[T wireScalar](region, b []byte) ([]T, bool) {
+func view[T fixedWidth](region, b []byte) ([]T, bool) {
 	var zero T
 	size := unsafe.Sizeof(zero)
 	if len(region) == 0 || len(b) == 0 || uintptr(len(b))%size != 0 {

@@ -133,6 +133,8 @@ func buildRecord(b *Batch, mem memory.Allocator) (arrow.RecordBatch, error) {
 	return array.NewRecordBatch(sc, cols, int64(n)), nil
 }
 
+// fixedWidth are the value types of the fixed-width columns, which Encode
+// writes and Decode reads out of Arrow buffers.
 type fixedWidth interface {
 	~uint8 | ~uint32 | ~uint64 | ~int32 | ~int64 | ~float32
 }

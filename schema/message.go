@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -22,12 +23,11 @@ import (
 // random batches, and which Encode still uses for compressed messages).
 
 // Arrow IPC constants (format/Message.fbs, format/Schema.fbs) as arrow-go
-// writes them.
+// writes them; the message header types are prescan.go's.
 const (
-	ipcContinuation     = 0xFFFFFFFF
-	ipcMetadataV5       = 4 // MetadataVersion.V5
-	ipcHeaderRecordBatc = 3 // MessageHeader.RecordBatch
-	ipcBitmapPad        = 64
+	ipcContinuation = 0xFFFFFFFF
+	ipcMetadataV5   = 4  // MetadataVersion.V5
+	ipcBitmapPad    = 64 // arrow-go pads a fresh all-null bitmap to this
 )
 
 // schemaMessages caches the encoded schema message (framing included) of
@@ -41,26 +41,18 @@ func schemaMessage(h Header) ([]byte, error) {
 	if v, ok := schemaMessages.Load(h); ok {
 		return v.([]byte), nil
 	}
-	var buf bytesBuffer
+	var buf bytes.Buffer
 	w := ipc.NewWriter(&buf, ipc.WithSchema(ArrowSchema(h)))
 	if err := w.Close(); err != nil { // writes the schema, then the end-of-stream marker
 		return nil, fmt.Errorf("schema: encode the schema message: %w", err)
 	}
-	b := buf.b
+	b := buf.Bytes()
 	if len(b) < len(eos) || [8]byte(b[len(b)-len(eos):]) != eos {
 		return nil, fmt.Errorf("schema: arrow-go's stream of an empty schema does not end with the end-of-stream marker")
 	}
 	b = b[:len(b)-len(eos)]
 	v, _ := schemaMessages.LoadOrStore(h, b)
 	return v.([]byte), nil
-}
-
-// bytesBuffer is a minimal io.Writer into a byte slice.
-type bytesBuffer struct{ b []byte }
-
-func (w *bytesBuffer) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
-	return len(p), nil
 }
 
 // pad8 rounds n up to a multiple of 8, as arrow-go pads every body buffer.
@@ -339,7 +331,7 @@ func recordBatchMetadata(rows, bodyLen int, nodes [][2]int64, bufs []ipcBuffer) 
 	rec := b.EndObject()
 	b.StartObject(5) // Message
 	b.PrependInt16Slot(0, ipcMetadataV5, 0)
-	b.PrependByteSlot(1, ipcHeaderRecordBatc, 0)
+	b.PrependByteSlot(1, fbRecordBatch, 0)
 	b.PrependUOffsetTSlot(2, rec, 0)
 	b.PrependInt64Slot(3, int64(bodyLen), 0)
 	b.PrependUOffsetTSlot(4, 0, 0) // no custom metadata

@@ -289,6 +289,7 @@ type ipcMsg struct {
 	version      string
 	versionFound bool
 	// record batches only
+	frames  [2]frame // where the schema message and this one lie in the stream
 	length  int64
 	codec   int
 	nodes   [][2]int64 // length, null count
@@ -426,9 +427,10 @@ func (f *fbuf) recordBatch(h fbTable, m *ipcMsg) error {
 // marker) and checks the stream is one schema message, one record batch
 // and the marker, every message well-formed and inside msg, and that the
 // record batch decompresses to at most budget bytes. It returns what it
-// learnt of the record batch.
+// learnt of the record batch, with where both messages lie in msg.
 func scanStream(msg []byte, budget int) (*ipcMsg, error) {
 	var rb *ipcMsg
+	var schema frame
 	pos, n := 0, 0
 	for {
 		if len(msg)-pos < 8 {
@@ -448,7 +450,8 @@ func scanStream(msg []byte, budget int) (*ipcMsg, error) {
 		if mlen > len(msg)-pos {
 			return nil, newErr(ErrTruncated, -1, "", "stream ends inside the metadata of message %d (%d bytes, %d left)", n, mlen, len(msg)-pos)
 		}
-		m, err := verifyMessage(msg[pos : pos+mlen])
+		meta := msg[pos : pos+mlen]
+		m, err := verifyMessage(meta)
 		if err != nil {
 			return nil, invalidf(-1, "", "metadata of message %d: %v", n, err)
 		}
@@ -459,8 +462,11 @@ func scanStream(msg []byte, budget int) (*ipcMsg, error) {
 		if m.bodyLen > int64(len(msg)-pos) {
 			return nil, newErr(ErrTruncated, -1, "", "stream ends inside the body of message %d (%d bytes, %d left)", n, m.bodyLen, len(msg)-pos)
 		}
-		body := msg[pos : pos+int(m.bodyLen)]
+		body := msg[pos : pos+int(m.bodyLen) : pos+int(m.bodyLen)]
 		pos += int(m.bodyLen)
+		if n == 0 {
+			schema = frame{meta: meta, body: body}
+		}
 		if n == 0 && m.typ == fbSchema {
 			// Check the version first: another major may frame differently.
 			if _, err := checkVersion(m.version, m.versionFound); err != nil {
@@ -483,6 +489,7 @@ func scanStream(msg []byte, budget int) (*ipcMsg, error) {
 			if err := checkBody(&m, body, budget); err != nil {
 				return nil, err
 			}
+			m.frames = [2]frame{schema, {meta: meta, body: body}}
 			rb = &m
 		}
 		n++
