@@ -2,11 +2,7 @@
 
 package kernels
 
-import (
-	"unsafe"
-
-	"golang.org/x/sys/cpu"
-)
+import "golang.org/x/sys/cpu"
 
 //go:noescape
 func unitAVX2(n int, out *float32, a *uint8)
@@ -44,23 +40,4 @@ func taps(out, src []float32, idx []int, stride int, w []float32, zero bool) {
 		return
 	}
 	tapsGo(out, src, idx, stride, w, zero)
-}
-
-//go:noescape
-func transpose8AVX2(dst *float32, ds int, src *float32, ss int)
-
-// canTranspose8 reports whether transpose8 works for T (float32 with AVX2).
-func canTranspose8[T Float]() bool {
-	var zero T
-	_, ok := any(zero).(float32)
-	return ok && haveAVX2
-}
-
-// transpose8 writes dst[j*ds+i] = src[i*ss+j] for i, j < 8; only where
-// canTranspose8.
-func transpose8[T Float](dst []T, ds int, src []T, ss int) {
-	d, s := any(dst).([]float32), any(src).([]float32)
-	_ = d[7*ds+7]
-	_ = s[7*ss+7]
-	transpose8AVX2(unsafe.SliceData(d), ds, unsafe.SliceData(s), ss)
 }

@@ -12,7 +12,3 @@ func taps(out, src []float32, idx []int, stride int, w []float32, zero bool) {
 	checkTaps(out, src, idx, stride, w)
 	tapsGo(out, src, idx, stride, w, zero)
 }
-
-func canTranspose8[T Float]() bool { return false }
-
-func transpose8[T Float](dst []T, ds int, src []T, ss int) { panic("kernels: no transpose8") }

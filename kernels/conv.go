@@ -611,35 +611,37 @@ func transpose[T Float](t, a []T, rows, cols int) {
 	}
 }
 
+// transposeBlocks transposes rows [i, rows) of transposeRows, b at a time
+// while b remain, in b x b register blocks (blk) for the columns that make
+// whole blocks and by transposeRows for the others; it returns the first
+// row it left.
+func transposeBlocks[T Float](dst []T, ds int, src []T, ss, i, rows, n, b int, blk func(dst []T, ds int, src []T, ss int)) int {
+	if rows-i < b || n < b {
+		return i
+	}
+	nb := n / b * b
+	i0 := i
+	for ; i+b <= rows; i += b {
+		for j := 0; j < nb; j += b {
+			blk(dst[j*ds+i:], ds, src[i*ss+j:], ss)
+		}
+	}
+	if nb < n {
+		transposeRows(dst[nb*ds+i0:], ds, src[i0*ss+nb:], ss, i-i0, n-nb)
+	}
+	return i
+}
+
 // transposeRows writes dst[j*ds+i] = src[i*ss+j] for i < rows, j < n,
 // eight source rows at a time so that each destination row gets eight
 // contiguous values per visit.
 func transposeRows[T Float](dst []T, ds int, src []T, ss, rows, n int) {
 	i := 0
-	if rows >= 16 && n >= 16 && canTranspose16[T]() {
-		// 16x16 blocks in registers, the rest of the columns below.
-		n16 := n &^ 15
-		for ; i+16 <= rows; i += 16 {
-			for j := 0; j < n16; j += 16 {
-				transpose16(dst[j*ds+i:], ds, src[i*ss+j:], ss)
-			}
-		}
-		if n16 < n {
-			transposeRows(dst[n16*ds:], ds, src[n16:], ss, i, n-n16)
-		}
+	if canTranspose16[T]() {
+		i = transposeBlocks(dst, ds, src, ss, i, rows, n, 16, transpose16[T])
 	}
-	if rows >= 8 && n >= 8 && canTranspose8[T]() {
-		// 8x8 blocks in registers (AVX2), the rest of the columns below.
-		n8 := n &^ 7
-		i0 := i
-		for ; i+8 <= rows; i += 8 {
-			for j := 0; j < n8; j += 8 {
-				transpose8(dst[j*ds+i:], ds, src[i*ss+j:], ss)
-			}
-		}
-		if n8 < n {
-			transposeRows(dst[n8*ds+i0:], ds, src[i0*ss+n8:], ss, i-i0, n-n8)
-		}
+	if canTranspose8[T]() {
+		i = transposeBlocks(dst, ds, src, ss, i, rows, n, 8, transpose8[T])
 	}
 	for ; i+8 <= rows; i += 8 {
 		s0 := src[i*ss : i*ss+n]

@@ -111,6 +111,26 @@ func transpose16[T Float](dst []T, ds int, src []T, ss int) {
 	transpose16AVX512(unsafe.SliceData(d), ds, unsafe.SliceData(sr), ss)
 }
 
+//go:noescape
+func transpose8AVX2(dst *float32, ds int, src *float32, ss int)
+
+// canTranspose8 reports whether transpose8 works for T (float32 with AVX2;
+// the assembly is in axpy_amd64.s).
+func canTranspose8[T Float]() bool {
+	var zero T
+	_, ok := any(zero).(float32)
+	return ok && haveAVX2
+}
+
+// transpose8 writes dst[j*ds+i] = src[i*ss+j] for i, j < 8; only where
+// canTranspose8.
+func transpose8[T Float](dst []T, ds int, src []T, ss int) {
+	d, s := any(dst).([]float32), any(src).([]float32)
+	_ = d[7*ds+7]
+	_ = s[7*ss+7]
+	transpose8AVX2(unsafe.SliceData(d), ds, unsafe.SliceData(s), ss)
+}
+
 // wrapAsm turns the assembly kernel for rows rows and nr columns into a
 // kernelFn, checking the bounds the assembly relies on (the offsets in
 // boffs are the caller's promise: each at most bspan-nr). fc, where not

@@ -10,3 +10,7 @@ func float32Kernels() []microKernel[float32] { return []microKernel[float32]{goK
 func canTranspose16[T Float]() bool { return false }
 
 func transpose16[T Float](dst []T, ds int, src []T, ss int) { panic("kernels: no transpose16") }
+
+func canTranspose8[T Float]() bool { return false }
+
+func transpose8[T Float](dst []T, ds int, src []T, ss int) { panic("kernels: no transpose8") }

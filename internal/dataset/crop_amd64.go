@@ -17,7 +17,7 @@ var haveSSSE3 = cpu.X86.HasSSSE3
 func transposeBandFast(rows *[8][]uint8, out []uint8, q, dq int, rev bool) bool {
 	n := len(rows[0]) &^ 7
 	if !haveSSSE3 || n == 0 {
-		return n == 0
+		return false
 	}
 	var ptrs [8]*byte
 	for k := range rows {
