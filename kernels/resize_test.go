@@ -232,6 +232,9 @@ func TestResizeBicubicPanics(t *testing.T) {
 		func() { ResizeBicubic(1, 0, 2, 1, 1, make([]float64, 1), nil) },
 		func() { ResizeBicubic(1, 2, 2, 1, 1, make([]float64, 1), make([]float64, 3)) },
 		func() { ResizeBicubicRef(1, 2, 2, 2, 1, make([]float64, 1), make([]float64, 4)) },
+		func() { ResizeBicubicU8(1, 0, 2, 1, 1, make([]float32, 1), nil) },
+		func() { ResizeBicubicU8(1, 2, 2, 1, 1, make([]float32, 1), make([]uint8, 3)) },
+		func() { ResizeBicubicU8(2, 2, 2, 1, 1, make([]float32, 1), make([]uint8, 8)) },
 	} {
 		func() {
 			defer func() {
@@ -244,6 +247,7 @@ func TestResizeBicubicPanics(t *testing.T) {
 			f()
 		}()
 	}
+	ResizeBicubicU8(0, 2, 2, 1, 1, nil, nil) // no planes: nothing to do
 }
 
 func BenchmarkResizeBicubicDown4(b *testing.B) {

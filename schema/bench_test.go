@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -71,5 +72,22 @@ func BenchmarkEncodeDecode(b *testing.B) {
 			}
 			b.ReportMetric(float64(len(msg)), "msg_bytes")
 		})
+		// Decode in place against the copying path it replaced, with the
+		// message at an aligned address and at an odd one (as NATS
+		// delivers a payload after its headers).
+		for _, off := range []int{0, 3} {
+			at := placeAt(msg, off)
+			for _, path := range []string{"copy", "inplace"} {
+				b.Run(fmt.Sprintf("decode/%s/off%d/%s", comp, off, path), func(b *testing.B) {
+					b.SetBytes(int64(len(raw)))
+					b.ReportAllocs()
+					for b.Loop() {
+						if _, err := decodeMsg(at, DecodeOptions{}, path == "copy"); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"sync"
 	"testing"
 	"unsafe"
 
@@ -283,43 +282,6 @@ func TestDecodeZeroCopyExtraColumns(t *testing.T) {
 		if within(got.Pairs[0].XRef, m) != (off == 0) {
 			t.Fatalf("offset %d: x_ref aliases msg: %v", off, off != 0)
 		}
-	}
-}
-
-// TestDecodeZeroCopyConcurrent decodes the same message from several
-// goroutines (run it with -race): Decode only reads msg.
-func TestDecodeZeroCopyConcurrent(t *testing.T) {
-	b := randomBatch(rand.New(rand.NewPCG(5, 6)), 4, 4, 16, 16, 5, DegradationPDM)
-	msg := mustEncode(t, b, "")
-	var wg sync.WaitGroup
-	errs := make(chan string, 8)
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 20; i++ {
-				got, err := Decode(msg, DecodeOptions{})
-				if err != nil {
-					errs <- err.Error()
-					return
-				}
-				var sum int
-				for _, p := range got.Pairs {
-					for _, v := range p.XRef {
-						sum += int(v)
-					}
-				}
-				if d := diffBatch(b, got); d != "" {
-					errs <- d
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Error(e)
 	}
 }
 
