@@ -92,7 +92,7 @@ func bicubicTapsInto(idx []int, w []float64, o, in, out int) {
 	}
 	u := float64(o+1)/scale + 0.5*(1-1/scale)
 	left := int(math.Floor(u - kw/2))
-	p := int(math.Ceil(kw)) + 2
+	p := bicubicP(in, out)
 	idx, w = idx[:p], w[:p]
 	var sum float64
 	for k := range p {

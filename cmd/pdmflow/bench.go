@@ -169,13 +169,28 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 	}
 	rep := &benchReport{Go: runtime.Version(), Gemm: kernels.GemmKernel(), Threads: c.threads, Iters: *iters,
 		Rounds: *rounds, Warmup: benchWarmup, Quick: *quick, Batch: s.Batch}
+	// Whether the reference runs, and why not, is the same in every round.
+	plan := benchPlan{exe: exe, names: names, s: s, iters: *iters, quick: *quick, python: *python, script: *script}
+	needsTorch := slices.Contains(names, "w1") || slices.Contains(names, "w2")
+	plan.torch = *useTorch && !*noTorch && needsTorch
+	switch {
+	case !needsTorch:
+	case *noTorch || !*useTorch:
+		rep.TorchNote = "PyTorch reference not run (--no-torch)"
+	case *quick && !given["torch"]:
+		plan.torch = false
+		rep.TorchNote = "PyTorch reference not run: the --quick shapes are not the reference's (--torch runs it at --batch anyway, without ratios)"
+	}
+	if plan.torch && !given["torch-script"] {
+		plan.script = findScript(plan.script, exe)
+	}
 	var all [][]benchRow
 	for round := 1; round <= *rounds; round++ {
 		if *rounds > 1 {
 			fmt.Fprintf(e.stderr, "bench: round %d of %d\n", round, *rounds)
 			rep.Workloads = nil
 		}
-		if err := benchRoundRun(ctx, e, c, rep, exe, names, s, *iters, *quick, *useTorch, *noTorch, given, script, *python); err != nil {
+		if err := plan.round(ctx, e, c, rep); err != nil {
 			return err
 		}
 		all = append(all, rep.Workloads)
@@ -191,15 +206,25 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// benchRoundRun measures each workload in a child process, then runs the
-// reference, and fills rep's rows, reference and note for this round.
-func benchRoundRun(ctx context.Context, e *env, c *common, rep *benchReport, exe string, names []string, s bench.Shapes, iters int,
-	quick, useTorch, noTorch bool, given map[string]bool, script *string, python string) error {
-	for _, name := range names {
+// benchPlan is what each round of `pdmflow bench` runs.
+type benchPlan struct {
+	exe            string // this program, run again per workload
+	names          []string
+	s              bench.Shapes
+	iters          int
+	quick          bool
+	torch          bool // run the reference
+	python, script string
+}
+
+// round measures each workload in a child process, then runs the
+// reference, and fills rep's rows and reference for this round.
+func (p *benchPlan) round(ctx context.Context, e *env, c *common, rep *benchReport) error {
+	for _, name := range p.names {
 		fmt.Fprintf(e.stderr, "bench: %s %s in a child process\n", name, bench.Title(name))
-		childArgs := []string{"bench", "--" + benchChildFlag, name, "--iters", strconv.Itoa(iters), "--batch", strconv.Itoa(s.Batch),
+		childArgs := []string{"bench", "--" + benchChildFlag, name, "--iters", strconv.Itoa(p.iters), "--batch", strconv.Itoa(p.s.Batch),
 			"--threads", strconv.Itoa(c.threads), "--log-level", c.logLevel}
-		if quick {
+		if p.quick {
 			childArgs = append(childArgs, "--quick")
 		}
 		if c.cpuProfile != "" {
@@ -207,48 +232,35 @@ func benchRoundRun(ctx context.Context, e *env, c *common, rep *benchReport, exe
 			childArgs = append(childArgs, "--cpuprofile", c.cpuProfile+"."+name)
 			fmt.Fprintf(e.stderr, "bench: %s: CPU profile in %s\n", name, c.cpuProfile+"."+name)
 		}
-		r, err := benchChild(ctx, e, exe, childArgs)
+		r, err := benchChild(ctx, e, p.exe, childArgs)
 		if err != nil {
 			return fmt.Errorf("bench: %s: %w", name, err)
 		}
 		fmt.Fprintf(e.stderr, "bench: %s: %.2f pairs/s, peak RSS %.0f MiB\n", name, r.PairsPerSec, r.PeakRSSMiB)
 		rep.Workloads = append(rep.Workloads, benchRow{Result: r})
 	}
-
-	needsTorch := slices.Contains(names, "w1") || slices.Contains(names, "w2")
-	runTorch := useTorch && !noTorch && needsTorch
-	switch {
-	case !needsTorch:
-	case noTorch || !useTorch:
-		rep.TorchNote = "PyTorch reference not run (--no-torch)"
-	case quick && !given["torch"]:
-		runTorch = false
-		rep.TorchNote = "PyTorch reference not run: the --quick shapes are not the reference's (--torch runs it at --batch anyway, without ratios)"
+	if !p.torch {
+		return nil
 	}
-	if runTorch {
-		if !given["torch-script"] {
-			*script = findScript(*script, exe)
+	fmt.Fprintf(e.stderr, "bench: PyTorch reference: %s %s --batch %d --threads %d --iters %d\n", p.python, p.script, p.s.Batch, c.threads, p.iters)
+	tr, err := bench.RunTorch(ctx, bench.TorchOptions{Python: p.python, Script: p.script, Batch: p.s.Batch, Threads: c.threads, Iters: p.iters, Stderr: e.stderr})
+	switch {
+	case errors.Is(err, bench.ErrNoTorch):
+		rep.TorchNote = err.Error()
+		fmt.Fprintf(e.stderr, "bench: %v\n", err)
+	case err != nil:
+		return err
+	default:
+		rep.Torch = tr
+		if p.quick {
+			rep.TorchNote = "the reference ran at its own shapes (HR 128, full networks) with the --quick batch: no ratios"
 		}
-		fmt.Fprintf(e.stderr, "bench: PyTorch reference: %s %s --batch %d --threads %d --iters %d\n", python, *script, s.Batch, c.threads, iters)
-		tr, err := bench.RunTorch(ctx, bench.TorchOptions{Python: python, Script: *script, Batch: s.Batch, Threads: c.threads, Iters: iters, Stderr: e.stderr})
-		switch {
-		case errors.Is(err, bench.ErrNoTorch):
-			rep.TorchNote = err.Error()
-			fmt.Fprintf(e.stderr, "bench: %v\n", err)
-		case err != nil:
-			return err
-		default:
-			rep.Torch = tr
-			if quick {
-				rep.TorchNote = "the reference ran at its own shapes (HR 128, full networks) with the --quick batch: no ratios"
-			}
-			for i := range rep.Workloads {
-				row := &rep.Workloads[i]
-				if v := tr.PairsPerSec(row.Workload); v > 0 {
-					row.TorchPairsPerSec, row.TorchPeakRSSMiB = v, tr.PeakRSSMiB
-					if !quick {
-						row.GoOverTorch = row.PairsPerSec / v
-					}
+		for i := range rep.Workloads {
+			row := &rep.Workloads[i]
+			if v := tr.PairsPerSec(row.Workload); v > 0 {
+				row.TorchPairsPerSec, row.TorchPeakRSSMiB = v, tr.PeakRSSMiB
+				if !p.quick {
+					row.GoOverTorch = row.PairsPerSec / v
 				}
 			}
 		}
