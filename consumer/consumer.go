@@ -300,8 +300,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.cond.Wait()
 		}
 		// Fetch no more messages than the queue has room for (at least
-		// one): a fetch holds up to that many messages in memory.
-		room := max(1, (c.cfg.PoolPairs-c.queuedPairs)/max(1, c.pairsPerMsg))
+		// one): a fetch holds up to that many messages in memory. Until a
+		// message has shown how many pairs a message holds, one: counting
+		// a message as one pair would let the first fetch bring in
+		// PoolPairs whole messages (256 MiB for a pool of 128 pairs and
+		// messages of 2 MiB).
+		room := 1
+		if c.pairsPerMsg > 0 {
+			room = max(1, (c.cfg.PoolPairs-c.queuedPairs)/c.pairsPerMsg)
+		}
 		c.mu.Unlock()
 		if ctx.Err() != nil {
 			break

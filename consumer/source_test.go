@@ -129,3 +129,38 @@ func TestPermanentSourceError(t *testing.T) {
 		t.Fatalf("got %v, want the source's error", err)
 	}
 }
+
+// countingSource is a listSource that records how many messages each fetch
+// asked for.
+type countingSource struct {
+	listSource
+	asked []int
+}
+
+func (s *countingSource) Fetch(ctx context.Context, max int, handle func(Message)) error {
+	s.asked = append(s.asked, max)
+	return s.listSource.Fetch(ctx, max, handle)
+}
+
+// TestFetchBoundedByPool: no fetch asks for more messages than the pool has
+// room for, the first one included, before any message has shown how many
+// pairs a message holds.
+func TestFetchBoundedByPool(t *testing.T) {
+	msgs := recorded(t) // batches of 3 pairs
+	src := &countingSource{listSource: listSource{msgs: msgs}}
+	if _, err := drawAll(t, src, 7); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("end of the source: %v, want ErrExhausted", err)
+	}
+	if len(src.asked) == 0 {
+		t.Fatal("no fetch")
+	}
+	if src.asked[0] != 1 {
+		t.Errorf("the first fetch asked for %d messages, want 1: the pairs per message are not known yet", src.asked[0])
+	}
+	// drawAll's pool holds 16 pairs: at most 16/3 = 5 messages of 3 pairs.
+	for i, n := range src.asked {
+		if n > 5 {
+			t.Errorf("fetch %d asked for %d messages of 3 pairs into a pool of 16 pairs", i, n)
+		}
+	}
+}
