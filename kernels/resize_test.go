@@ -303,9 +303,14 @@ func TestResizeAlongHGroupedTaps(t *testing.T) {
 // TestTapsMatchesGo: taps gives the bits of the taps summed one at a time
 // through memory (the first product alone or added to +0, then each
 // further product rounded and added), for 1..20 taps, every length up to
-// 70 (vector body and scalar tail) and strides wider than the rows; and
-// Unit8 gives the division's bits for every byte, vector body and tail.
-func TestTapsMatchesGo(t *testing.T) {
+// 70 and lengths around the 64- and 128-wide blocks (vector blocks and
+// scalar tail) and strides wider than the rows; and Unit8 gives the
+// division's bits for every byte, vector body and tail. The amd64 tests run
+// it again on each narrower vector path this CPU has.
+func TestTapsMatchesGo(t *testing.T) { checkTapsMatchesGo(t) }
+
+func checkTapsMatchesGo(t *testing.T) {
+	t.Helper()
 	all := make([]uint8, 256)
 	for v := range all {
 		all[v] = uint8(v)
@@ -318,7 +323,12 @@ func TestTapsMatchesGo(t *testing.T) {
 		}
 	}
 	r := rand.New(rand.NewPCG(11, 12))
+	lengths := []int{}
 	for n := 0; n <= 70; n++ {
+		lengths = append(lengths, n)
+	}
+	lengths = append(lengths, 127, 128, 129, 136, 191, 200, 255, 256, 263, 300)
+	for _, n := range lengths {
 		for _, k := range []int{1, 2, 3, 4, 5, 8, 13, 20} {
 			stride := n + r.IntN(5)
 			rows := 1 + r.IntN(30)
@@ -367,11 +377,20 @@ func TestTapsMatchesGo(t *testing.T) {
 			}
 		}
 	}
-	// The zero flag is not a no-op: -0 products come out +0.
-	got := []float32{1}
-	taps(got, []float32{-0.0 * 1, 0}, []int{0}, 1, []float32{-1}, true)
-	if math.Signbit(float64(got[0])) {
-		t.Fatal("taps with zero kept a -0")
+	// The zero flag is not a no-op: -0 products come out +0, on every
+	// path (300 outputs: 128-, 64-, 32- and 8-wide blocks and a tail).
+	negZero := make([]float32, 300)
+	for i := range negZero {
+		negZero[i] = float32(math.Copysign(0, -1))
+	}
+	got := make([]float32, 300)
+	for _, k := range []int{1, 2} {
+		taps(got, negZero, make([]int, k), 0, []float32{1, 1}, true)
+		for j, v := range got {
+			if math.Signbit(float64(v)) {
+				t.Fatalf("taps with zero kept a -0 at %d of %d (%d taps)", j, len(got), k)
+			}
+		}
 	}
 }
 
