@@ -188,9 +188,19 @@ func BlurDown[T Float](s BlurShape, y, x, k []T) {
 	hp, wp := s.H+2*p, s.W+2*p
 	ks2 := s.KS * s.KS
 	bufs := make([]*[]T, Workers())
+	// float32 with one kernel per sample: each output row is one taps call
+	// over the padded plane split into its Scale column phases.
+	var split []*[]float32
+	var idx []int
+	if _, ok := any(y).([]float32); ok && !s.Spatial {
+		split, idx = make([]*[]float32, Workers()), blurTapOffsets(s)
+	}
 	parallelTasks(s.N*s.C, func(worker, nc int) {
 		if bufs[worker] == nil {
 			bufs[worker] = getBuf[T](hp*wp + ow)
+			if split != nil {
+				split[worker] = getBuf[float32](hp * s.Scale * blurPhaseW(s))
+			}
 		}
 		buf := *bufs[worker]
 		pad, acc := buf[:hp*wp], buf[hp*wp:]
@@ -199,6 +209,10 @@ func BlurDown[T Float](s BlurShape, y, x, k []T) {
 		out := y[nc*oh*ow:][:oh*ow]
 		if !s.Spatial {
 			kn := k[n*ks2:][:ks2]
+			if o32, ok := any(out).([]float32); ok {
+				blurRowsTaps(s, o32, any(pad).([]float32), any(kn).([]float32), *split[worker], idx)
+				return
+			}
 			for i := 0; i < oh; i++ {
 				clear(acc)
 				for u := 0; u < s.KS; u++ {
@@ -231,6 +245,62 @@ func BlurDown[T Float](s BlurShape, y, x, k []T) {
 		if b != nil {
 			putBuf(b)
 		}
+	}
+	for _, b := range split {
+		if b != nil {
+			putBuf(b)
+		}
+	}
+}
+
+// blurPhaseW is the length of one column phase of a padded row: the
+// padded columns c with c%Scale == phase, at c/Scale.
+func blurPhaseW(s BlurShape) int {
+	wp := s.W + 2*(s.KS/2)
+	return (wp + s.Scale - 1) / s.Scale
+}
+
+// blurTapOffsets returns, for every kernel tap (u, v) in row-major order,
+// the offset in a phase-split padded plane (row r, phase f at
+// (r*Scale+f)*blurPhaseW) of the value output pixel (0, 0) reads: padded
+// row u, column v. Output (i, j) reads that offset plus i*Scale rows plus j:
+// column Scale*j+v is in phase v%Scale at v/Scale+j.
+func blurTapOffsets(s BlurShape) []int {
+	pw := blurPhaseW(s)
+	idx := make([]int, 0, s.KS*s.KS)
+	for u := 0; u < s.KS; u++ {
+		for v := 0; v < s.KS; v++ {
+			idx = append(idx, (u*s.Scale+v%s.Scale)*pw+v/s.Scale)
+		}
+	}
+	return idx
+}
+
+// blurRowsTaps is BlurDown's loop over one plane's output rows for float32
+// and one kernel per sample: the padded plane pad is split into column
+// phases in split, and each output row sums its KS*KS taps in the order
+// BlurDownRef does (from +0, each product and sum rounded on its own), in
+// vector registers.
+func blurRowsTaps(s BlurShape, out, pad, kn, split []float32, idx []int) {
+	p := s.KS / 2
+	hp, wp, pw := s.H+2*p, s.W+2*p, blurPhaseW(s)
+	oh, ow := s.OutH(), s.OutW()
+	split = split[:hp*s.Scale*pw]
+	for r := 0; r < hp; r++ {
+		row := pad[r*wp:][:wp]
+		for f := 0; f < s.Scale; f++ {
+			ph := split[(r*s.Scale+f)*pw:][:pw]
+			m := 0
+			for c := f; c < wp; c += s.Scale {
+				ph[m] = row[c]
+				m++
+			}
+			clear(ph[m:]) // never read: the last output reads column wp-1
+		}
+	}
+	rowStep := s.Scale * s.Scale * pw
+	for i := 0; i < oh; i++ {
+		taps(out[i*ow:][:ow], split[i*rowStep:], idx, 1, kn, true)
 	}
 }
 
