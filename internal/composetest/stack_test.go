@@ -424,14 +424,30 @@ func parseMessage(msg jetstream.Msg, seq uint64, prefix string) (Message, error)
 }
 
 // checkpoint copies the trainer's checkpoint out of its container (which
-// may be stopped) and reads it.
+// may be stopped) and reads it. A running trainer replaces the file (a new
+// file renamed over it) while docker cp may be reading it: docker cp takes
+// the size from one file and the bytes from the other, and the copy is torn.
+// So a copy that does not read is copied again, up to five times; the
+// trainer's file itself is never torn (the rename), and a stopped trainer's
+// bad checkpoint fails all five.
 func (s *stack) checkpoint(trainerID string) (Checkpoint, error) {
-	dir := s.t.TempDir()
 	src := trainerID + ":/var/lib/pdmflow/out/" + s.run + "/checkpoint.safetensors"
-	if _, err := s.exec(time.Minute, "docker", "cp", src, dir); err != nil {
-		return Checkpoint{}, err
+	var err error
+	for try := 0; try < 5; try++ {
+		if try > 0 {
+			s.t.Logf("    checkpoint copy %d did not read (%v): copying again", try, err)
+			time.Sleep(time.Duration(try) * 300 * time.Millisecond)
+		}
+		dir := s.t.TempDir()
+		if _, err = s.exec(time.Minute, "docker", "cp", src, dir); err != nil {
+			return Checkpoint{}, err
+		}
+		var c Checkpoint
+		if c, err = ReadCheckpoint(filepath.Join(dir, "checkpoint.safetensors")); err == nil {
+			return c, nil
+		}
 	}
-	return ReadCheckpoint(filepath.Join(dir, "checkpoint.safetensors"))
+	return Checkpoint{}, err
 }
 
 // countBy counts the stream's batches per producer.
