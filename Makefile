@@ -13,7 +13,7 @@ build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pdmflow
 
 # The demo: builds its data from data/photos, trains PDM-SR and a bicubic
-# baseline, and prints the results table (about 8 minutes on 2 cores).
+# baseline, and prints the results table (7-13 minutes on 2 cores).
 run: build
 	$(BIN) run
 
