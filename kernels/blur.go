@@ -106,7 +106,9 @@ func BlurDownRef[T Float](s BlurShape, y, x, k []T) {
 						r := reflect(s.Scale*i+u-p, s.H)
 						for v := 0; v < s.KS; v++ {
 							q := reflect(s.Scale*j+v-p, s.W)
-							acc += k[s.kernelAt(n, u, v, i, j)] * plane[r*s.W+q]
+							// The conversion rounds the product on its own (no
+							// fused multiply-add), as BlurDown's float32 path does.
+							acc += T(k[s.kernelAt(n, u, v, i, j)] * plane[r*s.W+q])
 						}
 					}
 					y[((n*s.C+c)*oh+i)*ow+j] = acc
@@ -189,30 +191,37 @@ func BlurDown[T Float](s BlurShape, y, x, k []T) {
 	ks2 := s.KS * s.KS
 	bufs := make([]*[]T, Workers())
 	// float32 with one kernel per sample: each output row is one taps call
-	// over the padded plane split into its Scale column phases.
-	var split []*[]float32
-	var idx []int
-	if _, ok := any(y).([]float32); ok && !s.Spatial {
-		split, idx = make([]*[]float32, Workers()), blurTapOffsets(s)
+	// over the plane, reflection-padded and split into its Scale column
+	// phases in one pass; the other cases go through a padded copy.
+	_, useTaps := any(y).([]float32)
+	useTaps = useTaps && !s.Spatial
+	bufLen := hp*wp + ow
+	var idx, cols []int
+	if useTaps {
+		bufLen = hp * s.Scale * blurPhaseW(s)
+		idx = blurTapOffsets(s)
+		cols = make([]int, wp)
+		for c := range cols {
+			cols[c] = reflect(c-p, s.W)
+		}
 	}
 	parallelTasks(s.N*s.C, func(worker, nc int) {
 		if bufs[worker] == nil {
-			bufs[worker] = getBuf[T](hp*wp + ow)
-			if split != nil {
-				split[worker] = getBuf[float32](hp * s.Scale * blurPhaseW(s))
-			}
+			bufs[worker] = getBuf[T](bufLen)
 		}
 		buf := *bufs[worker]
-		pad, acc := buf[:hp*wp], buf[hp*wp:]
 		n := nc / s.C
-		padReflect(pad, x[nc*s.H*s.W:][:s.H*s.W], s.H, s.W, p)
+		plane := x[nc*s.H*s.W:][:s.H*s.W]
 		out := y[nc*oh*ow:][:oh*ow]
+		if useTaps {
+			kn := k[n*ks2:][:ks2]
+			blurRowsTaps(s, any(out).([]float32), any(plane).([]float32), any(kn).([]float32), any(buf).([]float32), idx, cols)
+			return
+		}
+		pad, acc := buf[:hp*wp], buf[hp*wp:]
+		padReflect(pad, plane, s.H, s.W, p)
 		if !s.Spatial {
 			kn := k[n*ks2:][:ks2]
-			if o32, ok := any(out).([]float32); ok {
-				blurRowsTaps(s, o32, any(pad).([]float32), any(kn).([]float32), *split[worker], idx)
-				return
-			}
 			for i := 0; i < oh; i++ {
 				clear(acc)
 				for u := 0; u < s.KS; u++ {
@@ -246,11 +255,6 @@ func BlurDown[T Float](s BlurShape, y, x, k []T) {
 			putBuf(b)
 		}
 	}
-	for _, b := range split {
-		if b != nil {
-			putBuf(b)
-		}
-	}
 }
 
 // blurPhaseW is the length of one column phase of a padded row: the
@@ -277,22 +281,23 @@ func blurTapOffsets(s BlurShape) []int {
 }
 
 // blurRowsTaps is BlurDown's loop over one plane's output rows for float32
-// and one kernel per sample: the padded plane pad is split into column
-// phases in split, and each output row sums its KS*KS taps in the order
-// BlurDownRef does (from +0, each product and sum rounded on its own), in
-// vector registers.
-func blurRowsTaps(s BlurShape, out, pad, kn, split []float32, idx []int) {
+// and one kernel per sample. The plane is reflection-padded and split into
+// column phases in split (row r, phase f at (r*Scale+f)*blurPhaseW; cols
+// maps a padded column to the plane's), and each output row sums its KS*KS
+// taps in the order BlurDownRef does (from +0, each product and sum rounded
+// on its own), in vector registers.
+func blurRowsTaps(s BlurShape, out, plane, kn, split []float32, idx, cols []int) {
 	p := s.KS / 2
 	hp, wp, pw := s.H+2*p, s.W+2*p, blurPhaseW(s)
 	oh, ow := s.OutH(), s.OutW()
 	split = split[:hp*s.Scale*pw]
 	for r := 0; r < hp; r++ {
-		row := pad[r*wp:][:wp]
+		row := plane[reflect(r-p, s.H)*s.W:][:s.W]
 		for f := 0; f < s.Scale; f++ {
 			ph := split[(r*s.Scale+f)*pw:][:pw]
 			m := 0
 			for c := f; c < wp; c += s.Scale {
-				ph[m] = row[c]
+				ph[m] = row[cols[c]]
 				m++
 			}
 			clear(ph[m:]) // never read: the last output reads column wp-1
