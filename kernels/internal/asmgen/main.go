@@ -82,25 +82,7 @@ func gen(b *bytes.Buffer, name, reg string, mr, nv, vbytes int) {
 	acc := func(r, v int) string { return fmt.Sprintf("%s%d", reg, r*nv+v) }
 	p := func(format string, args ...any) { fmt.Fprintf(b, "\t"+format+"\n", args...) }
 
-	fmt.Fprintf(b, "\n// func %s(kc int, a *float32, lda int, b *float32, boffs *int32, c *float32, ldc int, alpha float32, load int, bias *float32, act int, slope float32)\n", name)
-	fmt.Fprintf(b, "TEXT ·%s(SB), NOSPLIT, $0-92\n", name)
-	p("MOVQ kc+0(FP), CX")
-	p("MOVQ a+8(FP), SI")
-	p("MOVQ lda+16(FP), R11")
-	p("SHLQ $2, R11")
-	p("MOVQ b+24(FP), DI")
-	p("MOVQ boffs+32(FP), R8")
-	p("MOVQ c+40(FP), DX")
-	p("MOVQ ldc+48(FP), BX")
-	p("SHLQ $2, BX")
-	p("VBROADCASTSS alpha+56(FP), %s", alpha)
-	for i := 0; i < nacc; i++ {
-		if reg == "Z" {
-			p("VPXORD %s, %s, %s", acc(i/nv, i%nv), acc(i/nv, i%nv), acc(i/nv, i%nv))
-		} else {
-			p("VXORPS %s, %s, %s", acc(i/nv, i%nv), acc(i/nv, i%nv), acc(i/nv, i%nv))
-		}
-	}
+	genPrologue(b, name, reg, true, mr, nv, alpha, acc)
 	p("TESTQ CX, CX")
 	p("JZ done")
 	p("PCALIGN $32")
@@ -121,6 +103,36 @@ func gen(b *bytes.Buffer, name, reg string, mr, nv, vbytes int) {
 	p("DECQ CX")
 	p("JNZ loop")
 	genEpilogue(b, reg, mr, nv, vbytes, alpha, bReg, bc, acc)
+}
+
+// genPrologue writes a kernel's header, its argument loads (boffs into R8
+// where the kernel reads it) and alpha's broadcast, and clears the mr x nv
+// accumulators.
+func genPrologue(b *bytes.Buffer, name, reg string, boffs bool, mr, nv int, alpha string, acc func(r, v int) string) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, "\t"+format+"\n", args...) }
+	fmt.Fprintf(b, "\n// func %s(kc int, a *float32, lda int, b *float32, boffs *int32, c *float32, ldc int, alpha float32, load int, bias *float32, act int, slope float32)\n", name)
+	fmt.Fprintf(b, "TEXT ·%s(SB), NOSPLIT, $0-92\n", name)
+	p("MOVQ kc+0(FP), CX")
+	p("MOVQ a+8(FP), SI")
+	p("MOVQ lda+16(FP), R11")
+	p("SHLQ $2, R11")
+	p("MOVQ b+24(FP), DI")
+	if boffs {
+		p("MOVQ boffs+32(FP), R8")
+	}
+	p("MOVQ c+40(FP), DX")
+	p("MOVQ ldc+48(FP), BX")
+	p("SHLQ $2, BX")
+	p("VBROADCASTSS alpha+56(FP), %s", alpha)
+	clearOp := "VXORPS"
+	if reg == "Z" {
+		clearOp = "VPXORD" // VXORPS on zmm needs AVX512DQ
+	}
+	for r := 0; r < mr; r++ {
+		for v := 0; v < nv; v++ {
+			p("%s %s, %s, %s", clearOp, acc(r, v), acc(r, v), acc(r, v))
+		}
+	}
 }
 
 // genEpilogue writes the end of a kernel from the label done: alpha, C,
@@ -210,22 +222,7 @@ func genContig(b *bytes.Buffer, name string, mr int) {
 		}
 		p("ADDQ R11, SI")
 	}
-	fmt.Fprintf(b, "\n// func %s(kc int, a *float32, lda int, b *float32, boffs *int32, c *float32, ldc int, alpha float32, load int, bias *float32, act int, slope float32)\n", name)
-	fmt.Fprintf(b, "TEXT ·%s(SB), NOSPLIT, $0-92\n", name)
-	p("MOVQ kc+0(FP), CX")
-	p("MOVQ a+8(FP), SI")
-	p("MOVQ lda+16(FP), R11")
-	p("SHLQ $2, R11")
-	p("MOVQ b+24(FP), DI")
-	p("MOVQ c+40(FP), DX")
-	p("MOVQ ldc+48(FP), BX")
-	p("SHLQ $2, BX")
-	p("VBROADCASTSS alpha+56(FP), %s", alpha)
-	for r := 0; r < mr; r++ {
-		for v := 0; v < nv; v++ {
-			p("VXORPS %s, %s, %s", acc(r, v), acc(r, v), acc(r, v))
-		}
-	}
+	genPrologue(b, name, "Y", false, mr, nv, alpha, acc)
 	// R9 counts the unrolled iterations, CX the depth steps left after them.
 	p("MOVQ CX, R9")
 	p("SHRQ $2, R9")
