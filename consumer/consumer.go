@@ -251,7 +251,7 @@ func newConsumer(cfg Config, st State, log *slog.Logger, m *metrics.Trainer) (*C
 	c.cond = sync.NewCond(&c.mu)
 	c.header = cfg.Header
 	if st.Header != nil {
-		if c.header != nil && *c.header != *st.Header {
+		if c.header != nil && !c.header.SameStream(*st.Header) {
 			return nil, fmt.Errorf("consumer: the checkpoint's stream header %+v differs from the expected %+v", *st.Header, *c.header)
 		}
 		h := *st.Header
@@ -461,7 +461,7 @@ func (c *Consumer) check(b *schema.Batch) error {
 	c.mu.Lock()
 	h := c.header
 	c.mu.Unlock()
-	if h != nil && *h != b.Header {
+	if h != nil && !h.SameStream(b.Header) {
 		return fmt.Errorf("consumer: batch header %+v differs from the stream's %+v", b.Header, *h)
 	}
 	f := b.Pairs[0]

@@ -88,3 +88,8 @@ func parallelTasksN(w, n int, fn func(worker, i int)) int {
 	wg.Wait()
 	return w
 }
+
+// ParallelFor runs fn(lo, hi) over [0, n) split into at most Workers()
+// contiguous chunks, each at least minChunk long, and waits for all of
+// them: the kernels' own worker split, for callers outside the package.
+func ParallelFor(n, minChunk int, fn func(lo, hi int)) { parallelFor(n, minChunk, fn) }

@@ -418,3 +418,42 @@ func resizeRowsW[T Float](lo, hi, w, ow int, dst, src []T, t resizeTable[T]) {
 		}
 	}
 }
+
+// ResizePass is one 1-D pass of ResizeBicubic, for implementations on
+// other devices: along the height (AlongH) or the width, from In to Out
+// pixels; output o of the axis is sum_t W[o*Taps+t] * input[Idx[o*Taps+t]],
+// accumulated tap by tap in order from the first product (as
+// resizeRowsH and resizeRowsW do in float32).
+type ResizePass struct {
+	AlongH  bool
+	In, Out int
+	Taps    int
+	Idx     []int32
+	W       []float32
+}
+
+// BicubicPasses returns ResizeBicubic's passes for an h x w to oh x ow
+// resize, in the order it runs them (none when it copies).
+func BicubicPasses(h, w, oh, ow int) []ResizePass {
+	th := resizeTableFor[float32](h, oh)
+	tw := resizeTableFor[float32](w, ow)
+	pass := func(alongH bool, in, out int, t resizeTable[float32]) ResizePass {
+		p := ResizePass{AlongH: alongH, In: in, Out: out, Taps: t.k, Idx: make([]int32, len(t.idx)), W: append([]float32(nil), t.w...)}
+		for i, v := range t.idx {
+			p.Idx[i] = int32(v)
+		}
+		return p
+	}
+	ph, pw := pass(true, h, oh, th), pass(false, w, ow, tw)
+	switch resizeOrder(h, w, oh, ow, th, tw) {
+	case resizeCopy:
+		return nil
+	case resizeWOnly:
+		return []ResizePass{pw}
+	case resizeHOnly:
+		return []ResizePass{ph}
+	case resizeHThenW:
+		return []ResizePass{ph, pw}
+	}
+	return []ResizePass{pw, ph}
+}

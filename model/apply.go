@@ -205,18 +205,28 @@ func (s *Sampler) Run(hr []float32, rands []*rand.Rand) (*Degraded, error) {
 		return nil, fmt.Errorf("model: sampler: %d values and %d generators for a batch of %d x 3x%dx%d", len(hr), len(rands), s.n, s.h, s.w)
 	}
 	for i, r := range rands {
-		zk, zn := s.p.SampleLatents(r, tensor.Float32, 1, s.lh, s.lw)
-		copy(s.zkBuf[i*s.zkPerImage:], zk.Data().([]float32))
-		if zn != nil {
-			copy(s.znBuf[i*s.znPerImage:], zn.Data().([]float32))
+		var zn []float32
+		if s.znBuf != nil {
+			zn = s.znBuf[i*s.znPerImage : (i+1)*s.znPerImage]
 		}
+		s.p.DrawLatents(r, s.zkBuf[i*s.zkPerImage:(i+1)*s.zkPerImage], zn)
+	}
+	return s.RunLatents(hr, s.zkBuf, s.znBuf)
+}
+
+// RunLatents degrades a batch with the given latents (laid out as
+// PDM.LatentShapes(n, lh, lw); zn nil when unused). The result's slices
+// are views into the sampler's buffers, valid until the next run.
+func (s *Sampler) RunLatents(hr, zk, zn []float32) (*Degraded, error) {
+	if len(hr) != s.n*3*s.h*s.w || len(zk) != len(s.zkBuf) || len(zn) != len(s.znBuf) {
+		return nil, fmt.Errorf("model: sampler: %d values and latents of %d and %d for a batch of %d x 3x%dx%d", len(hr), len(zk), len(zn), s.n, s.h, s.w)
 	}
 	feeds := map[string]*tensor.Dense{
 		"hr": tensor.New(tensor.WithShape(s.n, 3, s.h, s.w), tensor.WithBacking(hr)),
-		"zk": tensor.New(tensor.WithShape(s.zkShape...), tensor.WithBacking(s.zkBuf)),
+		"zk": tensor.New(tensor.WithShape(s.zkShape...), tensor.WithBacking(zk)),
 	}
 	if s.znShape != nil {
-		feeds["zn"] = tensor.New(tensor.WithShape(s.znShape...), tensor.WithBacking(s.znBuf))
+		feeds["zn"] = tensor.New(tensor.WithShape(s.znShape...), tensor.WithBacking(zn))
 	}
 	if err := s.g.Run(feeds); err != nil {
 		return nil, err

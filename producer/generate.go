@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
-	"sync"
 
 	"github.com/pdmflow/pdmflow/internal/dataset"
 	"github.com/pdmflow/pdmflow/kernels"
@@ -57,19 +56,28 @@ const (
 	gaussSigmaMax = 3.0
 )
 
-// generator turns crops into pairs with one degradation.
+// generator turns crops into pairs with one degradation, on a device
+// (model.CPU unless told otherwise).
 type generator struct {
 	degradation string
 	hrSize      int
 	scale       int
 	kernelSize  int // gaussian: side of its kernels
+	dev         model.Device
 	pdm         *model.PDM
-	sampler     *model.Sampler
+	sampler     model.BatchSampler
 	n           int // batch size the sampler was built for
 
-	hrBuf []float32
-	lrBuf []float32
-	kBuf  []float32
+	zk, zn    []float32 // the batch's latents (pdm)
+	noiseMean []float32
+	noiseStd  []float32
+}
+
+func (g *generator) device() model.Device {
+	if g.dev == nil {
+		return model.CPU
+	}
+	return g.dev
 }
 
 func (g *generator) close() {
@@ -82,7 +90,7 @@ func (g *generator) close() {
 func (g *generator) lrSize() int { return (g.hrSize-1)/g.scale + 1 }
 
 func (g *generator) header() schema.Header {
-	h := schema.Header{Scale: g.scale, HRH: g.hrSize, HRW: g.hrSize, LRH: g.lrSize(), LRW: g.lrSize(), Degradation: g.degradation}
+	h := schema.Header{Scale: g.scale, HRH: g.hrSize, HRW: g.hrSize, LRH: g.lrSize(), LRW: g.lrSize(), Degradation: g.degradation, Device: g.device().Tag()}
 	switch g.degradation {
 	case DegradePDM:
 		if !g.pdm.Cfg.Kernel.Spatial {
@@ -92,6 +100,49 @@ func (g *generator) header() schema.Header {
 		h.KernelSize = g.kernelSize
 	}
 	return h
+}
+
+// setWeights makes pdm the generator's PDM, reloading the sampler's
+// weights in place when there is one of the same configuration (a GPU
+// sampler keeps its buffers and uploads the new weights).
+func (g *generator) setWeights(pdm *model.PDM) error {
+	if g.sampler != nil && g.pdm != nil && g.pdm.Cfg == pdm.Cfg {
+		if err := g.sampler.Reload(pdm); err != nil {
+			return err
+		}
+	} else {
+		g.close()
+	}
+	g.pdm = pdm
+	g.scale = pdm.Cfg.Scale
+	return nil
+}
+
+// samplerFor returns the device's sampler of the generator's degradation
+// for batches of n, made on first use and when n changes.
+func (g *generator) samplerFor(n int) (model.BatchSampler, error) {
+	if g.sampler != nil && g.n == n {
+		return g.sampler, nil
+	}
+	g.close()
+	s := g.hrSize
+	var sm model.BatchSampler
+	var err error
+	switch g.degradation {
+	case DegradePDM:
+		sm, err = g.device().NewPDMSampler(g.pdm, n, s, s)
+	case DegradeBicubic:
+		sm, err = g.device().NewBicubicSampler(n, s, s, g.scale)
+	case DegradeGaussian:
+		sm, err = g.device().NewBlurSampler(n, s, s, g.kernelSize, g.scale)
+	default:
+		err = fmt.Errorf("producer: unknown degradation %q", g.degradation)
+	}
+	if err != nil {
+		return nil, err
+	}
+	g.sampler, g.n = sm, n
+	return sm, nil
 }
 
 // batchMeta is what a batch's rows share besides the header.
@@ -116,14 +167,15 @@ func (g *generator) generate(images *dataset.Dataset, n int, m batchMeta, buf []
 
 // generateSeeds draws the samples of batch m with the given per-row seeds
 // straight into their uncompressed message (schema.NewMessage, in buf when
-// it is large enough): each crop is cut into its x_ref and, for bicubic,
-// resized from there into its y_ref, one sample per core at a time. It
-// returns the batch, whose x_ref, y_ref and kernels point into the
-// message, and the message.
+// it is large enough): each sample's generator draws its crop, cut into
+// its x_ref, then the degradation's randomness (PDM: the latents; gaussian:
+// the kernel, written into its row), one sample per core at a time; the
+// device then degrades the batch from the x_ref into the y_ref (and the
+// PDM's kernels) of the message. It returns the batch, whose x_ref, y_ref
+// and kernels point into the message, and the message.
 func (g *generator) generateSeeds(images *dataset.Dataset, seeds []uint64, m batchMeta, buf []byte) (*schema.Batch, []byte, error) {
 	n := len(seeds)
-	s, ls := g.hrSize, g.lrSize()
-	hrN, lrN := 3*s*s, 3*ls*ls
+	s := g.hrSize
 	rands := make([]*rand.Rand, n)
 	crops := make([]dataset.Crop, n)
 	b := &schema.Batch{Header: g.header(), Pairs: make([]schema.Pair, n)}
@@ -149,81 +201,68 @@ func (g *generator) generateSeeds(images *dataset.Dataset, seeds []uint64, m bat
 			Dihedral:       c.Dihedral,
 		}
 	}
+	sm, err := g.samplerFor(n)
+	if err != nil {
+		return nil, nil, err
+	}
 	msg, err := schema.NewMessage(b, buf)
 	if err != nil {
 		return nil, nil, err
 	}
-	// The crop in 8 bits is x_ref; the degradation reads it as v/255,
-	// exactly what dataset.Extract gives. Bicubic needs nothing else and is
-	// done per sample from the 8-bit crop (the same bits as the whole batch
-	// converted to floats and resized at once); the others run on the
-	// batch of float crops.
-	bicubic := g.degradation == DegradeBicubic
-	if !bicubic {
-		g.hrBuf = grow(g.hrBuf, n*hrN)
+	sb := model.SampleBatch{X: make([][]uint8, n), Y: make([][]float32, n)}
+	if b.KernelSize > 0 {
+		sb.Kernels = make([][]float32, n)
 	}
+	var zkN, znN int // one sample's latents
+	if g.degradation == DegradePDM {
+		zk, zn := g.pdm.LatentShapes(1, g.lrSize(), g.lrSize())
+		zkN = zk[0] * zk[1] * zk[2] * zk[3]
+		g.zk = grow(g.zk, n*zkN)
+		sb.ZK = g.zk
+		if zn != nil {
+			znN = zn[0] * zn[1] * zn[2] * zn[3]
+			g.zn = grow(g.zn, n*znN)
+			sb.ZN = g.zn
+		}
+		if g.pdm.Cfg.Noise.Mode != model.NoiseOff {
+			g.noiseMean, g.noiseStd = grow(g.noiseMean, n), grow(g.noiseStd, n)
+			sb.NoiseMean, sb.NoiseStd = g.noiseMean, g.noiseStd
+		}
+	}
+	for i := range n {
+		sb.X[i], sb.Y[i] = msg.XRef(i), msg.YRef(i)
+		if sb.Kernels != nil {
+			sb.Kernels[i] = msg.Kernel(i)
+		}
+	}
+	// Per sample, in the order its generator draws: the crop's pixels,
+	// then the degradation's randomness.
 	sample := func(i int) {
-		x := msg.XRef(i)
-		images.ExtractU8(crops[i], x)
-		if bicubic {
-			kernels.ResizeBicubicU8(3, s, s, ls, ls, msg.YRef(i), x)
-		} else {
-			kernels.Unit8(g.hrBuf[i*hrN:(i+1)*hrN], x)
+		images.ExtractU8(crops[i], sb.X[i])
+		switch g.degradation {
+		case DegradePDM:
+			var zn []float32
+			if znN > 0 {
+				zn = sb.ZN[i*znN : (i+1)*znN]
+			}
+			g.pdm.DrawLatents(rands[i], sb.ZK[i*zkN:(i+1)*zkN], zn)
+		case DegradeGaussian:
+			sigma := gaussSigmaMin + (gaussSigmaMax-gaussSigmaMin)*rands[i].Float64()
+			gaussianKernel(sb.Kernels[i], g.kernelSize, sigma)
 		}
 	}
-	workers := min(n, kernels.Workers())
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
-				sample(i)
-			}
-		}()
+	kernels.ParallelFor(n, 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			sample(i)
+		}
+	})
+	if err := sm.Run(&sb); err != nil {
+		return nil, nil, err
 	}
-	wg.Wait()
-	switch g.degradation {
-	case DegradePDM:
-		if g.sampler == nil || g.n != n {
-			g.close()
-			sm, err := g.pdm.NewSampler(n, s, s)
-			if err != nil {
-				return nil, nil, err
-			}
-			g.sampler, g.n = sm, n
-		}
-		d, err := g.sampler.Run(g.hrBuf[:n*hrN], rands)
-		if err != nil {
-			return nil, nil, err
-		}
-		ks := len(d.Kernel) / n
+	if sb.NoiseMean != nil {
 		for i := range b.Pairs {
-			p := &b.Pairs[i]
-			copy(msg.YRef(i), d.LR[i*lrN:(i+1)*lrN])
-			if b.KernelSize > 0 {
-				copy(msg.Kernel(i), d.Kernel[i*ks:(i+1)*ks])
-			}
-			if d.Noise != nil {
-				p.NoiseMean, p.NoiseStd = meanStd(d.Noise[i*lrN : (i+1)*lrN])
-			}
+			b.Pairs[i].NoiseMean, b.Pairs[i].NoiseStd = sb.NoiseMean[i], sb.NoiseStd[i]
 		}
-	case DegradeBicubic:
-	case DegradeGaussian:
-		ks := g.kernelSize
-		g.kBuf = grow(g.kBuf, n*ks*ks)
-		for i, r := range rands {
-			sigma := gaussSigmaMin + (gaussSigmaMax-gaussSigmaMin)*r.Float64()
-			gaussianKernel(g.kBuf[i*ks*ks:(i+1)*ks*ks], ks, sigma)
-		}
-		g.lrBuf = grow(g.lrBuf, n*lrN)
-		kernels.BlurDown(kernels.BlurShape{N: n, C: 3, H: s, W: s, KS: ks, Scale: g.scale}, g.lrBuf[:n*lrN], g.hrBuf[:n*hrN], g.kBuf[:n*ks*ks])
-		for i := range b.Pairs {
-			copy(msg.YRef(i), g.lrBuf[i*lrN:(i+1)*lrN])
-			copy(msg.Kernel(i), g.kBuf[i*ks*ks:(i+1)*ks*ks])
-		}
-	default:
-		return nil, nil, fmt.Errorf("producer: unknown degradation %q", g.degradation)
 	}
 	data, err := msg.Bytes()
 	if err != nil {
@@ -248,17 +287,6 @@ func gaussianKernel(k []float32, ks int, sigma float64) {
 	for i := range w {
 		k[i] = float32(w[i] / sum)
 	}
-}
-
-func meanStd(v []float32) (float32, float32) {
-	var s, ss float64
-	for _, x := range v {
-		s += float64(x)
-		ss += float64(x) * float64(x)
-	}
-	n := float64(len(v))
-	m := s / n
-	return float32(m), float32(math.Sqrt(math.Max(0, ss/n-m*m)))
 }
 
 func grow(s []float32, n int) []float32 {

@@ -339,9 +339,9 @@ func (p *Producer) load(ctx context.Context, ptr registry.Pointer) error {
 	if p.cfg.HRSize%pdm.Cfg.Scale != 0 || p.cfg.HRSize < pdm.Cfg.Kernel.Size {
 		return fmt.Errorf("producer: HR size %d must be a multiple of the weights' scale %d and at least their kernel size %d", p.cfg.HRSize, pdm.Cfg.Scale, pdm.Cfg.Kernel.Size)
 	}
-	p.gen.close()
-	p.gen.pdm = pdm
-	p.gen.scale = pdm.Cfg.Scale
+	if err := p.gen.setWeights(pdm); err != nil {
+		return fmt.Errorf("producer: weights version %d on %s: %w", ptr.Version, p.gen.device().Name(), err)
+	}
 	p.weights = ptr
 	return nil
 }

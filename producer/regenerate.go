@@ -23,6 +23,12 @@ import (
 // An HR set other than the producer's fails with an error naming the first
 // row whose crop differs; weights of another configuration than the batch
 // fail too.
+//
+// The regeneration runs on the CPU reference. A batch recorded by another
+// device (Header.Device, e.g. a GPU) is not expected back bit for bit: its
+// y_ref, kernels and noise statistics are checked within
+// model.ToleranceFor(Header.Device) (DiffWithin); crops, x_ref and
+// everything else still match exactly.
 func Regenerate(images *dataset.Dataset, pdm *model.PDM, rec *schema.Batch) (*schema.Batch, error) {
 	if rec == nil || len(rec.Pairs) == 0 {
 		return nil, errors.New("producer: regenerate: an empty batch")
@@ -46,7 +52,7 @@ func Regenerate(images *dataset.Dataset, pdm *model.PDM, rec *schema.Batch) (*sc
 	default:
 		return nil, fmt.Errorf("producer: regenerate: unknown degradation %q", h.Degradation)
 	}
-	if got := g.header(); got != h {
+	if got := g.header(); !got.SameStream(h) {
 		return nil, fmt.Errorf("producer: regenerate: these weights make batches with header %+v, the record has %+v", got, h)
 	}
 	f := rec.Pairs[0]
@@ -89,7 +95,12 @@ func WeightsBySHA(ctx context.Context, st *store.Bucket, sha string) (*model.PDM
 // Diff lists how a regenerated pair differs from the recorded one: every
 // field, arrays compared bit for bit (with the largest absolute
 // difference). Nil means identical.
-func Diff(rec, got schema.Pair) []string {
+func Diff(rec, got schema.Pair) []string { return DiffWithin(rec, got, model.Tolerance{}) }
+
+// DiffWithin is Diff with y_ref, the kernel and the noise statistics
+// allowed to differ by tol (exact when tol is zero): how a pair recorded
+// by one device is checked against its regeneration on another.
+func DiffWithin(rec, got schema.Pair, tol model.Tolerance) []string {
 	var d []string
 	scalar := func(name string, a, b any) {
 		if a != b {
@@ -103,8 +114,15 @@ func Diff(rec, got schema.Pair) []string {
 	scalar("source_image", rec.SourceImage, got.SourceImage)
 	scalar("crop", [4]int32{rec.CropX, rec.CropY, rec.CropW, rec.CropH}, [4]int32{got.CropX, got.CropY, got.CropW, got.CropH})
 	scalar("dihedral", rec.Dihedral, got.Dihedral)
-	scalar("noise_mean", math.Float32bits(rec.NoiseMean), math.Float32bits(got.NoiseMean))
-	scalar("noise_std", math.Float32bits(rec.NoiseStd), math.Float32bits(got.NoiseStd))
+	noise := func(name string, a, b float32) {
+		if tol.Exact() {
+			scalar(name, math.Float32bits(a), math.Float32bits(b))
+		} else if !(math.Abs(float64(a)-float64(b)) <= tol.Noise) {
+			d = append(d, fmt.Sprintf("%s: recorded %v, regenerated %v (more than %g apart)", name, a, b, tol.Noise))
+		}
+	}
+	noise("noise_mean", rec.NoiseMean, got.NoiseMean)
+	noise("noise_std", rec.NoiseStd, got.NoiseStd)
 	if len(rec.XRef) != len(got.XRef) {
 		d = append(d, fmt.Sprintf("x_ref: %d values recorded, %d regenerated", len(rec.XRef), len(got.XRef)))
 	} else {
@@ -119,24 +137,27 @@ func Diff(rec, got schema.Pair) []string {
 			d = append(d, fmt.Sprintf("x_ref: %d of %d values differ (at most by %d)", n, len(rec.XRef), worst))
 		}
 	}
-	floats := func(name string, a, b []float32) {
+	floats := func(name string, a, b []float32, bound float64) {
 		if len(a) != len(b) {
 			d = append(d, fmt.Sprintf("%s: %d values recorded, %d regenerated", name, len(a), len(b)))
 			return
 		}
 		n, worst := 0, 0.0
 		for i := range a {
-			if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			diff := math.Abs(float64(a[i]) - float64(b[i]))
+			if tol.Exact() && math.Float32bits(a[i]) != math.Float32bits(b[i]) || !tol.Exact() && !(diff <= bound) {
 				n++
-				worst = math.Max(worst, math.Abs(float64(a[i])-float64(b[i])))
+				worst = math.Max(worst, diff)
 			}
 		}
-		if n > 0 {
+		if n > 0 && tol.Exact() {
 			d = append(d, fmt.Sprintf("%s: %d of %d values differ (max |diff| %.3g)", name, n, len(a), worst))
+		} else if n > 0 {
+			d = append(d, fmt.Sprintf("%s: %d of %d values differ by more than %g (max |diff| %.3g)", name, n, len(a), bound, worst))
 		}
 	}
-	floats("y_ref", rec.YRef, got.YRef)
-	floats("kernel", rec.Kernel, got.Kernel)
+	floats("y_ref", rec.YRef, got.YRef, tol.YRef)
+	floats("kernel", rec.Kernel, got.Kernel, tol.Kernel)
 	return d
 }
 

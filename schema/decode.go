@@ -297,6 +297,7 @@ func headerFromSchema(sc *arrow.Schema) (Header, int, error) {
 	h.LRH, h.LRW = shape(MetaLRShape)
 	h.KernelSize = num(MetaKernelSize)
 	h.Degradation = need(MetaDegradation)
+	h.Device, _ = get(MetaDevice)
 	if bad != nil {
 		return Header{}, 0, bad
 	}

@@ -5,7 +5,7 @@
 // validation, Encode and Decode, and ArrowSchema for other tools (pyarrow,
 // other Arrow readers). It imports nothing else of pdmflow.
 //
-// # Message contract (schema version 1.0)
+// # Message contract (schema version 1.1)
 //
 // A message is one self-contained Arrow IPC stream: the schema message, one
 // record batch holding every row, and the 8-byte end-of-stream marker
@@ -18,7 +18,7 @@
 // What every row shares travels in the schema metadata (all values are
 // strings):
 //
-//	pdmflow.schema_version  "1.0"
+//	pdmflow.schema_version  "1.1", or "1.0" when the message has no pdmflow.device
 //	pdmflow.scale           "2", "3" or "4"
 //	pdmflow.hr_shape        "3,H,W"   x_ref shape
 //	pdmflow.lr_shape        "3,h,w"   y_ref shape; h = (H-1)/scale+1, w = (W-1)/scale+1
@@ -26,6 +26,9 @@
 //	pdmflow.degradation     "pdm", "bicubic" or "gaussian"
 //	pdmflow.x_ref           "uint8 CHW RGB 0..255"        (descriptive)
 //	pdmflow.y_ref           "float32 CHW RGB, unrounded"  (descriptive)
+//	pdmflow.device          "KIND/PRECISION", e.g. "cuda/fp32": the arithmetic that
+//	                        made y_ref, kernel and the noise statistics, when not
+//	                        the CPU reference (1.1; absent for the CPU)
 //
 // The columns, in this order (all non-nullable except kernel):
 //

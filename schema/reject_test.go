@@ -502,7 +502,8 @@ func TestHugeVectorLength(t *testing.T) {
 	wantErr(t, err, ErrInvalid, "metadata of message 0")
 }
 
-// extraFieldMessage is a 1.1 message with one extra column of type dt.
+// extraFieldMessage is a message of a newer minor (1.2) with one extra
+// column of type dt.
 func extraFieldMessage(t *testing.T, dt arrow.DataType) []byte {
 	b := fixedBatch(DegradationBicubic)
 	mem := checkedMem(t)
@@ -513,7 +514,7 @@ func extraFieldMessage(t *testing.T, dt arrow.DataType) []byte {
 	defer rec.Release()
 	extra := array.MakeArrayOfNull(mem, dt, len(b.Pairs))
 	defer extra.Release()
-	sc := withMeta(MetaSchemaVersion, "1.1")(rec.Schema())
+	sc := withMeta(MetaSchemaVersion, "1.2")(rec.Schema())
 	sc, err = sc.AddField(sc.NumFields(), arrow.Field{Name: "extra", Type: dt, Nullable: true})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -13,8 +14,60 @@ import (
 var compressions = []string{"", "lz4", "zstd"}
 
 func TestVersion(t *testing.T) {
-	if Version() != "1.0" {
+	if Version() != "1.1" {
 		t.Fatalf("Version() = %q", Version())
+	}
+	// A batch without a device is written as 1.0, byte for byte what a 1.0
+	// writer wrote; one with a device as 1.1, and its device reads back.
+	for _, dev := range []string{"", "cuda/fp32"} {
+		b := fixedBatch(DegradationPDM)
+		b.Header.Device = dev
+		msg, err := Encode(b, EncodeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Decode(msg, DecodeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "1.0"
+		if dev != "" {
+			want = "1.1"
+		}
+		if !bytes.Contains(msg, []byte(MetaSchemaVersion)) || !bytes.Contains(msg, []byte(want)) {
+			t.Errorf("device %q: the message does not say version %s", dev, want)
+		}
+		if got.Header != b.Header {
+			t.Errorf("device %q: header read back as %+v, want %+v", dev, got.Header, b.Header)
+		}
+		if dev == "" && bytes.Contains(msg, []byte(MetaDevice)) {
+			t.Errorf("a CPU batch carries %s", MetaDevice)
+		}
+	}
+}
+
+func TestHeaderDevice(t *testing.T) {
+	h := fixedBatch(DegradationPDM).Header
+	for _, d := range []string{"", "cuda/fp32", "cuda/bf16", "rocm/fp16-x"} {
+		h.Device = d
+		if err := h.Validate(); err != nil {
+			t.Errorf("device %q: %v", d, err)
+		}
+	}
+	for _, d := range []string{"cuda", "/fp32", "cuda/", "cuda/fp32/x", "CUDA/fp32", "cuda/fp 32", "cuda/" + strings.Repeat("x", 40)} {
+		h.Device = d
+		if err := h.Validate(); err == nil || !strings.Contains(err.Error(), "device") {
+			t.Errorf("device %q: got %v, want an error naming the device", d, err)
+		}
+	}
+	a, b := fixedBatch(DegradationPDM).Header, fixedBatch(DegradationPDM).Header
+	b.Device = "cuda/fp32"
+	if !a.SameStream(b) || !b.SameStream(a) {
+		t.Error("headers that differ only in device are not the same stream")
+	}
+	b.KernelSize += 2
+	if a.SameStream(b) {
+		t.Error("headers that differ in kernel size are the same stream")
 	}
 }
 

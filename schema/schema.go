@@ -11,11 +11,22 @@ import (
 
 const (
 	Major = 1 // incompatible changes; Decode rejects any other major
-	Minor = 0 // compatible additions; Decode accepts a newer minor
+	Minor = 1 // compatible additions; Decode accepts a newer minor
 )
 
-// Version returns the schema version written by Encode, "1.0".
+// Version returns the newest schema version this package writes, "1.1".
+// A message is written as 1.0 when it uses nothing of 1.1 (Header.Device),
+// so that the bytes of such messages are those of a 1.0 writer.
 func Version() string { return strconv.Itoa(Major) + "." + strconv.Itoa(Minor) }
+
+// versionOf is the version a header is written with: 1.1 when it records
+// a device, else 1.0.
+func versionOf(h Header) string {
+	if h.Device != "" {
+		return Version()
+	}
+	return strconv.Itoa(Major) + ".0"
+}
 
 // DefaultMaxMessageBytes is the largest message Decode accepts by default
 // (8 MiB, the broker's max_payload).
@@ -49,6 +60,20 @@ type Header struct {
 	LRH, LRW    int    // y_ref height and width; must equal (HRH-1)/Scale+1 and (HRW-1)/Scale+1
 	KernelSize  int    // side k of the kernel column (odd); 0 when the batch has no kernels
 	Degradation string // "pdm", "bicubic" or "gaussian"
+	// Device is the arithmetic that made the batch's y_ref, kernels and
+	// noise statistics when it is not the CPU reference: KIND/PRECISION,
+	// e.g. "cuda/fp32" (schema 1.1, metadata pdmflow.device). Empty for the
+	// CPU, whose samples regenerate bit for bit; the other devices'
+	// samples regenerate within a stated tolerance. Batches of one stream
+	// may differ in Device (SameStream).
+	Device string
+}
+
+// SameStream reports whether batches with headers h and o can be mixed in
+// one training stream: every field equal except Device.
+func (h Header) SameStream(o Header) bool {
+	o.Device = h.Device
+	return h == o
 }
 
 // LRSize returns the y_ref height and width that go with an HR size at a
@@ -166,6 +191,7 @@ const (
 	MetaLRShape       = "pdmflow.lr_shape"
 	MetaKernelSize    = "pdmflow.kernel_size"
 	MetaDegradation   = "pdmflow.degradation"
+	MetaDevice        = "pdmflow.device" // 1.1, only when not the CPU reference
 	MetaXRef          = "pdmflow.x_ref"
 	MetaYRef          = "pdmflow.y_ref"
 
@@ -284,10 +310,12 @@ func ArrowSchema(h Header) *arrow.Schema {
 		}
 		fields[i] = f
 	}
-	md := arrow.NewMetadata(
-		[]string{MetaSchemaVersion, MetaScale, MetaHRShape, MetaLRShape, MetaKernelSize, MetaDegradation, MetaXRef, MetaYRef},
-		[]string{Version(), strconv.Itoa(h.Scale), shape3(h.HRH, h.HRW), shape3(h.LRH, h.LRW), strconv.Itoa(h.KernelSize), h.Degradation, xRefDesc, yRefDesc},
-	)
+	keys := []string{MetaSchemaVersion, MetaScale, MetaHRShape, MetaLRShape, MetaKernelSize, MetaDegradation, MetaXRef, MetaYRef}
+	vals := []string{versionOf(h), strconv.Itoa(h.Scale), shape3(h.HRH, h.HRW), shape3(h.LRH, h.LRW), strconv.Itoa(h.KernelSize), h.Degradation, xRefDesc, yRefDesc}
+	if h.Device != "" {
+		keys, vals = append(keys, MetaDevice), append(vals, h.Device)
+	}
+	md := arrow.NewMetadata(keys, vals)
 	return arrow.NewSchema(fields, &md)
 }
 

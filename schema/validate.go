@@ -2,6 +2,7 @@ package schema
 
 import (
 	"math"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -30,7 +31,34 @@ func (h Header) Validate() error {
 		return invalidf(-1, "degradation", "degradation is %q, want %q, %q or %q",
 			clip(h.Degradation), DegradationPDM, DegradationBicubic, DegradationGaussian)
 	}
+	if !validDevice(h.Device) {
+		return invalidf(-1, "device", "device is %q, want empty or KIND/PRECISION of at most %d characters a-z, 0-9, '.', '_', '-' and one '/'", clip(h.Device), maxDevice)
+	}
 	return nil
+}
+
+// maxDevice bounds Header.Device.
+const maxDevice = 32
+
+// validDevice reports whether d is empty or KIND/PRECISION of lower-case
+// letters, digits, '.', '_' and '-'.
+func validDevice(d string) bool {
+	if d == "" {
+		return true
+	}
+	if len(d) > maxDevice {
+		return false
+	}
+	kind, prec, ok := strings.Cut(d, "/")
+	if !ok || kind == "" || prec == "" || strings.Contains(prec, "/") {
+		return false
+	}
+	for _, c := range kind + prec {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // Validate checks the header and every row against it and returns an *Error

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/pdmflow/pdmflow/internal/broker"
 	"github.com/pdmflow/pdmflow/internal/imageio"
+	"github.com/pdmflow/pdmflow/model"
 )
 
 // WriteImages writes n smooth random RGB images of w x h (sums of sines
@@ -62,4 +64,43 @@ func JetStream(t testing.TB) (*broker.Broker, jetstream.JetStream) {
 		t.Fatal(err)
 	}
 	return b, js
+}
+
+// RandomizePDM moves every learnable parameter of p by U(-a, a) and draws
+// BatchNorm running statistics (means in [-0.2, 0.2], variances in
+// [0.5, 1.5]), so that tests run the networks at a generic point: the
+// zero-initialised last layers and the initial statistics would otherwise
+// hide errors in the layers before them.
+func RandomizePDM(p *model.PDM, r *rand.Rand, a float64) {
+	for _, m := range p.Modules() {
+		for _, q := range m.Params() {
+			lo, hi, add := -a, a, true
+			switch {
+			case strings.HasSuffix(q.Name, ".running_mean"):
+				lo, hi, add = -0.2, 0.2, false
+			case strings.HasSuffix(q.Name, ".running_var"):
+				lo, hi, add = 0.5, 1.5, false
+			case !q.Learnable:
+				continue
+			}
+			switch d := q.Value.Data().(type) {
+			case []float32:
+				for i := range d {
+					v := float32(lo + (hi-lo)*r.Float64())
+					if add {
+						v += d[i]
+					}
+					d[i] = v
+				}
+			case []float64:
+				for i := range d {
+					v := lo + (hi-lo)*r.Float64()
+					if add {
+						v += d[i]
+					}
+					d[i] = v
+				}
+			}
+		}
+	}
 }
