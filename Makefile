@@ -7,10 +7,35 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 VERSITYGW_VERSION := v1.8.0
 GOPATH_BIN = $(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin
 
-.PHONY: run test bench lint build clean tools compose-up compose-down compose-local-bin compose-test
+.PHONY: run test bench lint build clean tools compose-up compose-down compose-local-bin compose-test \
+	gpu-ptx build-cuda vet-cuda gpu-check
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pdmflow
+
+# The GPU build (package gpu, docs/operations.md): nvcc compiles the
+# kernels to PTX (embedded in the binary), then the pdmcuda build tag (not
+# "cuda": gorgonia reads that tag itself and would link its own CUDA engine,
+# which exits at start without a GPU and needs cuDNN). compute_70 PTX runs
+# on every GPU from Volta on (the driver compiles it for the GPU at load).
+NVCC     ?= nvcc
+GPU_ARCH ?= compute_70
+gpu-ptx:
+	$(NVCC) -x cu -ptx -arch=$(GPU_ARCH) -o gpu/kernels.ptx gpu/kernels.cu.h
+
+build-cuda: gpu-ptx
+	$(GO) build -tags pdmcuda -ldflags "-X main.version=$(VERSION)" -o bin/pdmflow-cuda ./cmd/pdmflow
+
+# The cuda build compiles and vets everywhere (it loads the driver only
+# when a GPU is asked for); its tests skip, saying why, without a GPU.
+vet-cuda: gpu-ptx
+	$(GO) vet -tags pdmcuda ./...
+	$(GO) test -tags pdmcuda -count=1 ./gpu/
+
+# On a machine with an NVIDIA GPU, CUDA and no Go: build with the packed
+# toolchain, run the GPU tests and the GPU benchmark (scripts/gpu-check.sh).
+gpu-check:
+	scripts/gpu-check.sh
 
 # The demo: builds its data from data/photos, trains PDM-SR and a bicubic
 # baseline, and prints the results table (7-13 minutes on 2 cores).
@@ -20,6 +45,8 @@ run: build
 test: tools
 	$(GO) vet ./...
 	PATH="$(GOPATH_BIN):$$PATH" $(GO) test ./...
+	$(GO) vet -tags pdmcudaemu ./gpu/ ./producer/
+	PATH="$(GOPATH_BIN):$$PATH" $(GO) test -tags pdmcudaemu ./gpu/ ./producer/
 
 # Installs versitygw unless that version is there. `versitygw --version`
 # says "git" for a `go install` build, so the binary's build info is read.
@@ -42,7 +69,7 @@ lint:
 	$(GO) vet ./...
 
 clean:
-	rm -rf bin out
+	rm -rf bin out gpu/kernels.ptx
 
 # docker compose (docs/operations.md). `make compose-up` runs docker-compose.yml
 # with upstream images (nats, minio) and pdmflow built from source in a Go

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"strings"
 
 	"github.com/pdmflow/pdmflow/kernels"
 )
@@ -326,18 +327,23 @@ type Tolerance struct {
 func (t Tolerance) Exact() bool { return t == Tolerance{} }
 
 // ToleranceFor is the tolerance between samples made with tag (as
-// recorded) and the CPU reference. The bounds are those the gpu package's
-// tests hold each precision to against the CPU (docs/reproducibility.md).
+// recorded) and the CPU reference. The bounds are those package gpu's
+// tests hold each precision to against the CPU (docs/reproducibility.md);
+// "cudaemu" is that package's host emulation of a GPU, held to the same.
 func ToleranceFor(tag string) (Tolerance, error) {
-	switch tag {
-	case "":
+	if tag == "" {
 		return Tolerance{}, nil
-	case "cuda/fp32":
-		return Tolerance{YRef: 1e-4, Kernel: 1e-6, Noise: 1e-4}, nil
-	case "cuda/tf32":
-		return Tolerance{YRef: 2e-3, Kernel: 1e-6, Noise: 2e-3}, nil
-	case "cuda/bf16":
-		return Tolerance{YRef: 1e-2, Kernel: 1e-6, Noise: 1e-2}, nil
+	}
+	kind, prec, _ := strings.Cut(tag, "/")
+	if kind == "cuda" || kind == "cudaemu" {
+		switch prec {
+		case "fp32":
+			return Tolerance{YRef: 1e-4, Kernel: 1e-6, Noise: 1e-4}, nil
+		case "tf32":
+			return Tolerance{YRef: 2e-3, Kernel: 1e-6, Noise: 2e-3}, nil
+		case "bf16":
+			return Tolerance{YRef: 1e-2, Kernel: 1e-6, Noise: 1e-2}, nil
+		}
 	}
 	return Tolerance{}, fmt.Errorf("model: no tolerance known for samples made by %q", tag)
 }

@@ -74,6 +74,10 @@ type Config struct {
 	AckTimeout  time.Duration
 	MaxBatches  int    // stop after this many batches (0: until ctx ends)
 	Compression string // Arrow IPC body compression: "", "lz4" or "zstd"
+
+	// Device runs the degradation (nil: model.CPU). The producer owns it
+	// for the run but does not close it.
+	Device model.Device
 }
 
 func (c *Config) defaults() {
@@ -193,7 +197,7 @@ func New(cfg Config, js jetstream.JetStream, reg *registry.Registry, images *dat
 	}
 	p := &Producer{cfg: cfg, js: js, reg: reg, images: images, log: log.With("producer", cfg.ID), m: m}
 	p.cond = sync.NewCond(&p.mu)
-	p.gen = generator{degradation: cfg.Degradation, hrSize: cfg.HRSize, scale: cfg.Scale, kernelSize: cfg.KernelSize}
+	p.gen = generator{degradation: cfg.Degradation, hrSize: cfg.HRSize, scale: cfg.Scale, kernelSize: cfg.KernelSize, dev: cfg.Device}
 	return p, nil
 }
 
@@ -224,7 +228,7 @@ func (p *Producer) Run(ctx context.Context) error {
 		}
 	}
 	p.log.Info("producing", "subject", subject, "degradation", p.cfg.Degradation, "hr", p.cfg.HRSize,
-		"from_batch", p.seq, "weights_version", p.weights.Version)
+		"from_batch", p.seq, "weights_version", p.weights.Version, "device", p.gen.device().Describe())
 	start := p.seq
 	p.started = start
 	for p.cfg.MaxBatches == 0 || p.seq < start+uint64(p.cfg.MaxBatches) {

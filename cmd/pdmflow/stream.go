@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pdmflow/pdmflow/consumer"
+	"github.com/pdmflow/pdmflow/gpu"
 	"github.com/pdmflow/pdmflow/internal/dataset"
 	"github.com/pdmflow/pdmflow/internal/metrics"
 	"github.com/pdmflow/pdmflow/internal/natsconn"
@@ -158,11 +160,17 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&pc.MaxBatches, "batches", 0, "stop after this many batches (default: until interrupted)")
 	fs.DurationVar(&pc.AckTimeout, "ack-timeout", 0, "publish a batch again (same message id) when JetStream has not acked it after this long (default 15s)")
 	fs.StringVar(&pc.Compression, "compression", "", "Arrow IPC compression: lz4 or zstd (default none)")
+	device := fs.String("device", envOr(envDevice, "auto"), "where to degrade: cpu, cuda:N, cuda:all (one generator per GPU, ids ID-cudaN) or auto (every GPU if this binary has CUDA and sees one, else the CPU) [$"+envDevice+"]")
+	precision := fs.String("precision", envOr(envPrecision, "fp32"), "GPU precision of the noise network's convolutions: fp32, tf32 or bf16 [$"+envPrecision+"]")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
 	if err := required(map[string]string{"run": pc.Run, "hr": *hr}); err != nil {
 		return err
+	}
+	prec, err := gpu.ParsePrecision(*precision)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if err := conn.resolve(); err != nil {
 		return err
@@ -171,6 +179,15 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	devs, err := gpu.Open(*device, prec, e.log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, d := range devs {
+			d.Close()
+		}
+	}()
 	if pc.Degradation == "" {
 		pc.Degradation = cfg.Degradation
 	}
@@ -213,16 +230,58 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 	if _, err := metrics.Serve(ctx, conn.metricsAddr, promReg, e.log); err != nil {
 		return err
 	}
-	p, err := producer.New(pc, js, reg, images, e.log, metrics.NewProducer(promReg, pc.ID))
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	// One producer per device: on several GPUs each is a producer of its
+	// own (id ID-cudaN, its own subject and batch sequence) in this
+	// process; the first to fail stops the others.
+	var ps []*producer.Producer
+	for _, d := range devs {
+		pci := pc
+		pci.Device = d
+		if len(devs) > 1 {
+			pci.ID = pc.ID + "-" + strings.ReplaceAll(d.Name(), ":", "")
+		}
+		p, err := producer.New(pci, js, reg, images, e.log, metrics.NewProducer(promReg, pci.ID))
+		if err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		ps = append(ps, p)
 	}
-	err = p.Run(ctx)
-	e.log.Info("producer stopped", "next_batch", p.NextBatch(), "weights_version", p.Weights().Version)
-	if errors.Is(err, context.Canceled) || (err == nil && ctx.Err() != nil) {
-		return nil // a clean stop on SIGINT/SIGTERM
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = p.Run(rctx)
+			if errs[i] != nil && !errors.Is(errs[i], context.Canceled) {
+				cancel()
+			}
+			e.log.Info("producer stopped", "device", devs[i].Name(), "next_batch", p.NextBatch(), "weights_version", p.Weights().Version)
+		}()
 	}
-	return err
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	return nil // done, or a clean stop on SIGINT/SIGTERM
+}
+
+// The environment variables of produce's device flags.
+const (
+	envDevice    = "PDMFLOW_DEVICE"
+	envPrecision = "PDMFLOW_PRECISION"
+)
+
+// envOr is the value of the environment variable key, or def when unset.
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return def
 }
 
 // sanitizeID maps a string onto the run/producer id alphabet.
