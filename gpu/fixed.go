@@ -103,7 +103,9 @@ func (s *fixedSampler) alloc(inBytes, midBytes int) error {
 	return nil
 }
 
-func (s *fixedSampler) Reload(*model.PDM) error { return errors.New("gpu: a blur or bicubic sampler has no weights") }
+func (s *fixedSampler) Reload(*model.PDM) error {
+	return errors.New("gpu: a blur or bicubic sampler has no weights")
+}
 
 func (s *fixedSampler) Close() { s.mem.free() }
 
