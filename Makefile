@@ -8,7 +8,7 @@ VERSITYGW_VERSION := v1.8.0
 GOPATH_BIN = $(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin
 
 .PHONY: run test bench lint build clean tools compose-up compose-down compose-local-bin compose-test \
-	gpu-ptx build-cuda vet-cuda gpu-check
+	gpu-ptx build-cuda vet-cuda gpu-check compose-gpu-bin
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pdmflow
@@ -75,14 +75,17 @@ clean:
 # with upstream images (nats, minio) and pdmflow built from source in a Go
 # image; LOCAL=1 builds every image FROM scratch from binaries built here
 # (docker-compose.local.yml: nothing is pulled); CLUSTER=1 runs a 3-node
-# JetStream cluster (docker-compose.cluster.yml); PRODUCERS=N producers.
+# JetStream cluster (docker-compose.cluster.yml); GPU=1 adds a producer per
+# GPU (docker-compose.gpu.yml, needs the NVIDIA container toolkit);
+# PRODUCERS=N CPU producers.
 COMPOSE   ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
 PRODUCERS ?= 2
 COMPOSE_FILES = -f docker-compose.yml $(if $(LOCAL),-f docker-compose.local.yml) \
-	$(if $(CLUSTER),-f docker-compose.cluster.yml $(if $(LOCAL),-f docker-compose.cluster.local.yml))
+	$(if $(CLUSTER),-f docker-compose.cluster.yml $(if $(LOCAL),-f docker-compose.cluster.local.yml)) \
+	$(if $(GPU),-f docker-compose.gpu.yml)
 COMPOSE_ENV = $(if $(CLUSTER),PDMFLOW_REPLICAS=$${PDMFLOW_REPLICAS:-3})
 
-compose-up: $(if $(LOCAL),compose-local-bin)
+compose-up: $(if $(LOCAL),compose-local-bin) $(if $(GPU),compose-gpu-bin)
 	$(COMPOSE_ENV) $(COMPOSE) $(COMPOSE_FILES) up -d --build --scale producer=$(PRODUCERS)
 
 # Stops and removes the containers; the volumes (stream, weights, data,
@@ -93,6 +96,12 @@ compose-down:
 # Static binaries and the root tree for the FROM-scratch images, in bin/docker.
 compose-local-bin: tools
 	GO="$(GO)" VERSION="$(VERSION)" deploy/compose/local-bin.sh
+
+# The GPU producer image's binary (pdmcuda) and libraries, in bin/docker-gpu
+# (deploy/compose/gpu-bin.sh; needs nvcc and cuBLAS). GPU=1 adds the GPU
+# producers of docker-compose.gpu.yml.
+compose-gpu-bin: compose-local-bin
+	GO="$(GO)" VERSION="$(VERSION)" NVCC="$(NVCC)" deploy/compose/gpu-bin.sh
 
 # The compose deployment end to end, with its fault tests (internal/composetest).
 compose-test: compose-local-bin

@@ -130,3 +130,7 @@ func openRange(lo, hi int, prec Precision) ([]model.Device, error) {
 	}
 	return devs, nil
 }
+
+// Backend says what GPU support this binary has: "cuda" (built with the
+// pdmcuda tag), "cudaemu" (the host emulation, for tests) or "" (none).
+func Backend() string { return backendName }

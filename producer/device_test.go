@@ -10,9 +10,13 @@ import (
 
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/pdmflow/pdmflow/consumer"
 	"github.com/pdmflow/pdmflow/gpu"
 	"github.com/pdmflow/pdmflow/internal/metrics"
+	"github.com/pdmflow/pdmflow/internal/testutil"
 	"github.com/pdmflow/pdmflow/model"
+	"github.com/pdmflow/pdmflow/registry"
+	"github.com/pdmflow/pdmflow/store"
 )
 
 // TestProducerOnGPU runs a producer whose degradation runs on a GPU (the
@@ -33,9 +37,23 @@ func TestProducerOnGPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := setup(t)
+	// A directory store: the GPU check runs this where no S3 server is.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	_, js := testutil.JetStream(t)
+	if _, err := consumer.EnsureStream(ctx, js, consumer.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, t.TempDir(), store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	reg, err := registry.Open(ctx, js, st, "run1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := env{js: js, reg: reg, st: st}
 	if _, err := e.reg.Publish(ctx, pdmWeights(t, 1), 0); err != nil {
 		t.Fatal(err)
 	}

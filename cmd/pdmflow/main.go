@@ -64,6 +64,7 @@ var commands = map[string]command{
 	"run":        {"run the demo end to end: make data, train PDM-SR and a bicubic baseline, compare", cmdRun},
 	"train":      {"train PDM and the SR network on HR images (or the pair stream) and real LR images", cmdTrain},
 	"produce":    {"generate pairs with the current PDM weights and publish them to JetStream", cmdProduce},
+	"devices":    {"show the CPU and GPUs a producer here can generate on (--device)", cmdDevices},
 	"broker":     {"run a standalone NATS JetStream server for multi-host deployments", cmdBroker},
 	"degrade":    {"apply a trained PDM to HR images (deterministic for a seed)", cmdDegrade},
 	"sr":         {"super-resolve LR images with trained SR weights (or bicubic)", cmdSR},
