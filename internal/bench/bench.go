@@ -16,15 +16,24 @@
 // training step counts 3x its forward convolutions (forward, dX and dW),
 // the convention of the engine notes. `pdmflow bench` runs each workload
 // in a child process of its own so that its peak RSS is its own.
+//
+// With a Device (Options.Device, e.g. a GPU of package gpu), W1 runs the
+// same PDM through the device's sampler at several batch sizes (w1dev.go)
+// and W3's producer generates on the device with the PDM degradation,
+// measured beside generation alone and publishing alone (w3dev.go). W2
+// has no device path.
 package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"slices"
 	"time"
+
+	"github.com/pdmflow/pdmflow/model"
 )
 
 // Workloads names the workloads in order.
@@ -48,6 +57,16 @@ type Options struct {
 	Iters    int       // timed runs (at least 1)
 	Warmup   int       // untimed runs before them (pdm_ref.py: 2)
 	Progress io.Writer // a line per run (nil: none)
+
+	// Device runs W1 and W3's generation (nil: the CPU paths, as
+	// without devices). The caller opens and closes it.
+	Device model.Device
+	// DeviceBatches are the batch sizes of W1 on a device, in order (nil:
+	// Shapes.Batch, then doubling while pairs/s grow by SaturationGain).
+	DeviceBatches []int
+	// MaxBatch bounds the doubling search (0: DefaultMaxBatch, or 4x the
+	// batch for the Quick shapes).
+	MaxBatch int
 }
 
 // Result is one workload's measurement.
@@ -69,6 +88,20 @@ type Result struct {
 	GFLOPS    float64 `json:"gflop_per_s,omitempty"`
 	// Raw is W3's reference: JetStream alone moving the same messages.
 	Raw *Raw `json:"raw,omitempty"`
+	// Device describes the device that ran W1 or W3's generation
+	// (model.Device.Describe; empty on the CPU paths), DeviceTag its
+	// arithmetic (model.Device.Tag).
+	Device    string `json:"device,omitempty"`
+	DeviceTag string `json:"device_tag,omitempty"`
+	// DeviceBatches are W1 on a device at each batch size tried, the
+	// first one (Shapes.Batch) also being the result's own figures;
+	// SaturatingBatch is the smallest of them within 5% of the best
+	// pairs/s.
+	DeviceBatches   []DeviceBatch `json:"device_batches,omitempty"`
+	SaturatingBatch int           `json:"saturating_batch,omitempty"`
+	// Stages are W3 on a device: the producer against generation alone
+	// and publishing alone.
+	Stages *Stages `json:"producer_stages,omitempty"`
 	// PeakRSSMiB is the peak resident set of the process that ran the
 	// workload, filled in by whoever ran it in a child process.
 	PeakRSSMiB float64 `json:"peak_rss_mib,omitempty"`
@@ -97,6 +130,11 @@ type Raw struct {
 	DeliverySeconds     float64   `json:"delivery_median_s,omitempty"`
 	DeliveryPairsPerSec float64   `json:"delivery_pairs_per_s,omitempty"`
 	DeliveryRatio       float64   `json:"delivery_over_raw,omitempty"` // median of the runs' ratios
+	// The pipeline's own figures where it is not the workload's (W3 on a
+	// device, whose own figures are the producer's).
+	PipelineTimes       []float64 `json:"pipeline_times_s,omitempty"`
+	PipelineSeconds     float64   `json:"pipeline_median_s,omitempty"`
+	PipelinePairsPerSec float64   `json:"pipeline_pairs_per_s,omitempty"`
 }
 
 // runRatios returns base[i]/t[i] for each run i: the pairs/s of the phase
@@ -114,16 +152,27 @@ func runRatios(t, base []float64) []float64 {
 type phase struct {
 	name string
 	fn   func(ctx context.Context, iter int) (time.Duration, error)
+	// pairs is what one run of the phase moves (0: the workload's pairs).
+	pairs int
+}
+
+// pairsOf is the pairs one run of ph moves.
+func (w *workload) pairsOf(ph phase) int {
+	if ph.pairs > 0 {
+		return ph.pairs
+	}
+	return w.pairs
 }
 
 // workload is a prepared workload: its timed phases (the first is the
-// workload's own; W3 adds JetStream alone), the pairs and the convolution
-// FLOPs of one run, and how to release it.
+// workload's own; W3 adds JetStream alone and more, found by name), the
+// pairs and the convolution FLOPs of one run, and how to release it.
 type workload struct {
 	phases   []phase
 	pairs    int
 	flops    int64
 	msgBytes func() int // W3: mean message size
+	ppm      int        // W3: pairs per message
 	close    func()
 }
 
@@ -136,7 +185,11 @@ func timed(step func(ctx context.Context) error) func(context.Context, int) (tim
 	}
 }
 
-func prepare(ctx context.Context, name string, s Shapes) (*workload, error) {
+// ErrNoDevicePath is returned for a workload that has no device path (W2,
+// the trainer, runs on the CPU only).
+var ErrNoDevicePath = errors.New("bench: the workload has no device path")
+
+func prepare(ctx context.Context, name string, s Shapes, dev model.Device) (*workload, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -144,9 +197,12 @@ func prepare(ctx context.Context, name string, s Shapes) (*workload, error) {
 	case "w1":
 		return newW1(s)
 	case "w2":
+		if dev != nil {
+			return nil, fmt.Errorf("%w: w2 (the trainer) runs on the CPU only; measure it without a device", ErrNoDevicePath)
+		}
 		return newW2(s)
 	case "w3":
-		return newW3(ctx, s)
+		return newW3(ctx, s, dev)
 	}
 	return nil, fmt.Errorf("bench: unknown workload %q (%v)", name, Workloads)
 }
@@ -160,13 +216,21 @@ func Run(ctx context.Context, name string, s Shapes, o Options) (*Result, error)
 	if progress == nil {
 		progress = io.Discard
 	}
+	if o.Device != nil && name == "w1" {
+		o.Progress = progress
+		return runW1Device(ctx, s, o)
+	}
 	t0 := time.Now()
-	w, err := prepare(ctx, name, s)
+	w, err := prepare(ctx, name, s, o.Device)
 	if err != nil {
 		return nil, err
 	}
 	defer w.close()
-	fmt.Fprintf(progress, "%s: %s\n%s: prepared in %.1f s\n", name, s.Describe(name), name, time.Since(t0).Seconds())
+	if o.Device != nil {
+		fmt.Fprintf(progress, "%s: %s\n%s: on %s; prepared in %.1f s\n", name, s.DescribeDevice(name), name, o.Device.Describe(), time.Since(t0).Seconds())
+	} else {
+		fmt.Fprintf(progress, "%s: %s\n%s: prepared in %.1f s\n", name, s.Describe(name), name, time.Since(t0).Seconds())
+	}
 	times := make([][]float64, len(w.phases))
 	for i := 0; i < o.Warmup+o.Iters; i++ {
 		label := fmt.Sprintf("run %d/%d", i-o.Warmup+1, o.Iters)
@@ -182,33 +246,59 @@ func Run(ctx context.Context, name string, s Shapes, o Options) (*Result, error)
 			if i >= o.Warmup {
 				times[p] = append(times[p], d.Seconds())
 			}
-			line += fmt.Sprintf(" %s %.4g s (%.1f pairs/s)", ph.name, d.Seconds(), float64(w.pairs)/d.Seconds())
+			line += fmt.Sprintf(" %s %.4g s (%.1f pairs/s)", ph.name, d.Seconds(), float64(w.pairsOf(ph))/d.Seconds())
 		}
 		fmt.Fprintln(progress, line)
 	}
+	// The first phase is the workload's own; the others are found by name.
+	byName := func(name string) ([]float64, int, bool) {
+		for p, ph := range w.phases {
+			if ph.name == name {
+				return times[p], w.pairsOf(ph), true
+			}
+		}
+		return nil, 0, false
+	}
+	pairs := w.pairsOf(w.phases[0])
 	r := &Result{
 		Workload: name, Title: Title(name), Shapes: s.Describe(name), Short: s.Short(name), Quick: s.Quick,
-		Iters: o.Iters, Warmup: o.Warmup, PairsPerIter: w.pairs,
+		Iters: o.Iters, Warmup: o.Warmup, PairsPerIter: pairs,
 		Times: times[0], Seconds: median(times[0]),
 	}
-	r.PairsPerSec = float64(w.pairs) / r.Seconds
+	if o.Device != nil {
+		r.Device, r.DeviceTag = o.Device.Describe(), o.Device.Tag()
+		r.Shapes, r.Short = s.DescribeDevice(name), s.ShortDevice(name)
+	}
+	r.PairsPerSec = float64(pairs) / r.Seconds
 	if w.flops > 0 {
 		r.ConvGFLOP = float64(w.flops) / 1e9
 		r.GFLOPS = r.ConvGFLOP / r.Seconds
 	}
-	if len(w.phases) > 1 {
-		raw := &Raw{Times: times[1], Seconds: median(times[1]), Messages: s.Messages, MessageBytes: w.msgBytes()}
-		raw.PairsPerSec = float64(w.pairs) / raw.Seconds
+	if rawTimes, rawPairs, ok := byName("raw"); ok {
+		// JetStream alone against the pipeline (producer -> JetStream ->
+		// consumer), run by run.
+		pipe, pipePairs, _ := byName("pipeline")
+		raw := &Raw{Times: rawTimes, Seconds: median(rawTimes), Messages: s.Messages, MessageBytes: w.msgBytes()}
+		raw.PairsPerSec = float64(rawPairs) / raw.Seconds
 		raw.MiBPerSec = float64(raw.Messages*raw.MessageBytes) / (1 << 20) / raw.Seconds
-		raw.RunRatios = runRatios(times[0], times[1])
+		raw.RunRatios = runRatios(pipe, rawTimes)
 		raw.Ratio = median(raw.RunRatios)
-		raw.MedianRatio = r.PairsPerSec / raw.PairsPerSec
-		if len(w.phases) > 2 {
-			raw.DeliveryTimes, raw.DeliverySeconds = times[2], median(times[2])
-			raw.DeliveryPairsPerSec = float64(w.pairs) / raw.DeliverySeconds
-			raw.DeliveryRatio = median(runRatios(times[2], times[1]))
+		raw.MedianRatio = float64(pipePairs) / median(pipe) / raw.PairsPerSec
+		if w.phases[0].name != "pipeline" {
+			raw.PipelineTimes, raw.PipelineSeconds = pipe, median(pipe)
+			raw.PipelinePairsPerSec = float64(pipePairs) / raw.PipelineSeconds
+		}
+		if del, _, ok := byName("delivery"); ok {
+			raw.DeliveryTimes, raw.DeliverySeconds = del, median(del)
+			raw.DeliveryPairsPerSec = float64(rawPairs) / raw.DeliverySeconds
+			raw.DeliveryRatio = median(runRatios(del, rawTimes))
 		}
 		r.Raw = raw
+	}
+	if gen, genPairs, ok := byName("generation"); ok {
+		prod, prodPairs, _ := byName("producer")
+		pub, pubPairs, _ := byName("publish")
+		r.Stages = newStages(prod, prodPairs, gen, genPairs, pub, pubPairs, w.msgBytes(), w.ppm)
 	}
 	for _, v := range []float64{r.Seconds, r.PairsPerSec} {
 		if !(v > 0) || math.IsInf(v, 0) {

@@ -181,6 +181,75 @@ func TestParseTorch(t *testing.T) {
 	}
 }
 
+// TestParseTorchGPU reads pdm_ref.py's --device cuda --w1-only output: a
+// line per batch, one of them out of memory; the CPU parser does not take
+// it, nor the GPU parser the CPU's output.
+func TestParseTorchGPU(t *testing.T) {
+	out := "torch 2.3.1+cu121 device=cuda:0 (NVIDIA H100 80GB HBM3) precision=bf16 batch=32,64,4096 eager bn=eval cudnn.benchmark=True\n" +
+		"W1 producer forward cuda:0 bf16 batch 32: 1.234 ms/batch = 25931.2 pairs/s\n" +
+		"W1 producer forward cuda:0 bf16 batch 64: 2.000 ms/batch = 32000.0 pairs/s\r\n" +
+		"W1 producer forward cuda:0 bf16 batch 4096: out of memory\n"
+	tr, err := ParseTorchGPU(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Device != "cuda:0" || tr.Precision != "bf16" || len(tr.W1Batches) != 3 || !strings.HasPrefix(tr.Header, "torch 2.3.1+cu121 device=cuda:0") {
+		t.Fatalf("parsed %+v", tr)
+	}
+	if b := tr.W1At(32); b == nil || b.MsPerBatch != 1.234 || b.PairsPerSec != 25931.2 || b.Error != "" {
+		t.Errorf("batch 32: %+v", b)
+	}
+	if b := tr.W1At(64); b == nil || b.MsPerBatch != 2 || b.PairsPerSec != 32000 {
+		t.Errorf("batch 64: %+v", b)
+	}
+	if b := tr.W1At(4096); b == nil || b.Error != "out of memory" || b.PairsPerSec != 0 {
+		t.Errorf("batch 4096: %+v", b)
+	}
+	if tr.W1At(128) != nil || tr.W1PairsPerSec != 0 {
+		t.Errorf("a batch or a CPU figure that the output does not have: %+v", tr)
+	}
+	if _, err := ParseTorch(out); err == nil {
+		t.Error("the CPU parser took the GPU output")
+	}
+	cpu := "torch 1.13.1 threads=2 batch=32 sr=EDSR(nf=64,nb=16)\n" +
+		"W1 producer forward: 299.1 ms/batch = 107.0 pairs/s\n" +
+		"W2 joint train step: 4000.0 ms/step = 8.00 pairs/s\n"
+	if _, err := ParseTorchGPU(cpu); err == nil {
+		t.Error("the GPU parser took the CPU output")
+	}
+	for _, bad := range []string{
+		"W1 producer forward cuda:0 fp32 batch 32: 1 ms/batch = 2 pairs/s\nW1 producer forward cuda:0 tf32 batch 64: 1 ms/batch = 2 pairs/s\n",
+		"W1 producer forward cuda:0 fp32 batch 32: 1 ms/batch = 2 pairs/s\nW1 producer forward cuda:0 fp32 batch 32: 1 ms/batch = 2 pairs/s\n",
+		"W1 producer forward cuda:0 fp32 batch 0: 1 ms/batch = 2 pairs/s\n",
+		"W1 producer forward cuda:0 fp32 batch 8: 1 ms/batch = 0.0 pairs/s\n",
+	} {
+		if tr, err := ParseTorchGPU(bad); err == nil {
+			t.Errorf("no error for %q: %+v", bad, tr)
+		}
+	}
+}
+
+func TestCheckTorchCUDA(t *testing.T) {
+	if _, err := CheckTorchCUDA(t.Context(), "/nonexistent/python3", "cuda:0"); !errors.Is(err, ErrNoTorch) {
+		t.Errorf("missing python: err = %v, want ErrNoTorch", err)
+	}
+	for _, dev := range []string{"cpu", "cuda:x", "gpu0"} {
+		if _, err := CheckTorchCUDA(t.Context(), "/nonexistent/python3", dev); err == nil || errors.Is(err, ErrNoTorch) {
+			t.Errorf("device %q: err = %v, want a usage error", dev, err)
+		}
+	}
+}
+
+func TestSaturatingBatch(t *testing.T) {
+	bs := []DeviceBatch{{Batch: 32, PairsPerSec: 100}, {Batch: 64, PairsPerSec: 190}, {Batch: 128, PairsPerSec: 196}, {Batch: 256, PairsPerSec: 200}, {Batch: 512, Error: "out of memory"}}
+	if got := SaturatingBatch(bs); got != 128 {
+		t.Errorf("saturating batch %d, want 128 (196 is within 5%% of 200)", got)
+	}
+	if got := SaturatingBatch(nil); got != 0 {
+		t.Errorf("no batches: %d", got)
+	}
+}
+
 func TestCheckTorchMissingPython(t *testing.T) {
 	_, err := CheckTorch(context.Background(), "/nonexistent/python3")
 	if err == nil || !errors.Is(err, ErrNoTorch) {
@@ -193,4 +262,75 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
+}
+
+// TestDeviceWorkloadsQuick runs W1 and W3 through their device paths in
+// the quick shapes on model.CPU (the device seam's reference): the GPU
+// paths' measurement code without a GPU (see gpu_emu_test.go for the
+// emulated GPU).
+func TestDeviceWorkloadsQuick(t *testing.T) {
+	checkDeviceWorkloads(t, model.CPU, Quick())
+}
+
+// checkDeviceWorkloads runs W1 (batches 2 and 4) and W3 on dev in the
+// shapes s, and checks what the results hold.
+func checkDeviceWorkloads(t *testing.T, dev model.Device, s Shapes) {
+	t.Helper()
+	o := Options{Iters: 1, Warmup: 1, Progress: testWriter{t}, Device: dev, DeviceBatches: []int{s.Batch, 2 * s.Batch}}
+	r, err := Run(t.Context(), "w1", s, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Device != dev.Describe() || r.DeviceTag != dev.Tag() || len(r.DeviceBatches) != 2 || r.SaturatingBatch == 0 {
+		t.Fatalf("w1 on %s: %+v", dev.Name(), r)
+	}
+	for i, b := range r.DeviceBatches {
+		sb := s
+		sb.Batch = b.Batch
+		if b.Batch != (i+1)*s.Batch || b.Error != "" || len(b.Times) != 1 || b.Repeats != 1 {
+			t.Errorf("batch %d: %+v", i, b)
+		}
+		if got := int64(math.Round(b.ConvGFLOP * 1e9)); got != wantW1(sb) {
+			t.Errorf("batch %d: conv FLOPs %d, hand count %d", b.Batch, got, wantW1(sb))
+		}
+		for what, v := range map[string]float64{"pairs/s": b.PairsPerSec, "TFLOP/s": b.TFLOPS, "run TFLOP/s": b.RunTFLOPS, "host s": b.HostSeconds, "run s": b.RunSeconds} {
+			if !(v > 0) || math.IsInf(v, 0) {
+				t.Errorf("batch %d: %s = %g", b.Batch, what, v)
+			}
+		}
+		lr := s.LR()
+		if want := int64(b.Batch) * int64(3*s.HR*s.HR+4*(s.KernelNC+s.NoiseNC*lr*lr)); b.UploadBytes != want {
+			t.Errorf("batch %d: upload %d bytes, want %d", b.Batch, b.UploadBytes, want)
+		}
+		if want := 4 * int64(b.Batch) * int64(3*lr*lr+s.KernelSize*s.KernelSize+2); b.DownloadBytes != want {
+			t.Errorf("batch %d: download %d bytes, want %d", b.Batch, b.DownloadBytes, want)
+		}
+	}
+	if first := r.DeviceBatches[0]; r.PairsPerSec != first.PairsPerSec || r.PairsPerIter != s.Batch {
+		t.Errorf("w1's own figures %g pairs/s of %d, the first batch's %g", r.PairsPerSec, r.PairsPerIter, first.PairsPerSec)
+	}
+
+	r, err = Run(t.Context(), "w3", s, Options{Iters: 1, Warmup: 0, Progress: testWriter{t}, Device: dev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := r.Stages
+	if st == nil || r.Raw == nil || r.Device == "" {
+		t.Fatalf("w3 on %s: %+v", dev.Name(), r)
+	}
+	if st.Messages != s.Messages || st.PairsPerMsg != s.MsgPairs || st.TimedPairs != (s.Messages-1)*s.MsgPairs || r.PairsPerIter != st.TimedPairs {
+		t.Errorf("stages %+v, pairs per run %d", st, r.PairsPerIter)
+	}
+	for what, v := range map[string]float64{"producer": st.ProducerPairsPerSec, "generation": st.GenerationPairsPerSec, "publish": st.PublishPairsPerSec,
+		"producer MiB/s": st.ProducerMiBPerSec, "ratio": st.Ratio, "pipeline": r.Raw.PipelinePairsPerSec, "raw": r.Raw.PairsPerSec} {
+		if !(v > 0) || math.IsInf(v, 0) {
+			t.Errorf("w3: %s = %g", what, v)
+		}
+	}
+	if st.Limit != "generation" && st.Limit != "publishing" {
+		t.Errorf("limit %q", st.Limit)
+	}
+	if r.PairsPerSec != st.ProducerPairsPerSec {
+		t.Errorf("w3's own figures %g pairs/s, the producer's %g", r.PairsPerSec, st.ProducerPairsPerSec)
+	}
 }

@@ -24,7 +24,7 @@ func benchWorkload(b *testing.B, name string) {
 	if testing.Short() {
 		s = Quick()
 	}
-	w, err := prepare(b.Context(), name, s)
+	w, err := prepare(b.Context(), name, s, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func benchWorkload(b *testing.B, name string) {
 				runs++
 			}
 			sec := total.Seconds() / float64(runs)
-			b.ReportMetric(float64(w.pairs)/sec, "pairs/s")
+			b.ReportMetric(float64(w.pairsOf(ph))/sec, "pairs/s")
 			if w.flops > 0 {
 				b.ReportMetric(float64(w.flops)/1e9/sec, "GFLOP/s")
 			}

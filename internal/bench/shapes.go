@@ -138,6 +138,40 @@ func (s Shapes) pairsPerMessage() int {
 	return max(1, s.MsgBytes/per)
 }
 
+// pdmPairsPerMessage is W3's pairs per message on a device, where the
+// producer runs the PDM degradation: MsgPairs, or as many as fit in
+// MsgBytes by the producer's own estimate of a PDM pair (x_ref as bytes,
+// y_ref and the kernel as float32, some metadata).
+func (s Shapes) pdmPairsPerMessage() int {
+	if s.MsgPairs > 0 {
+		return s.MsgPairs
+	}
+	lr := s.LR()
+	per := 3*s.HR*s.HR + 4*3*lr*lr + 4*s.KernelSize*s.KernelSize + 128
+	return max(1, s.MsgBytes/per)
+}
+
+// DescribeDevice is Describe for a workload's device path (W1 and W3).
+func (s Shapes) DescribeDevice(workload string) string {
+	switch workload {
+	case "w1":
+		return fmt.Sprintf("PDM forward through the device's sampler, batches from %d, HR %d->%d, kernel %dx%d, KernelNet nc%d nf%d nb%d 1x1, NoiseNet mixed nc%d nf%d nb%d %dx%d, inference BatchNorm; host per sample: crop drawn and extracted, latents drawn",
+			s.Batch, s.HR, s.LR(), s.KernelSize, s.KernelSize, s.KernelNC, s.KernelNF, s.KernelNB, s.NoiseNC, s.NoiseNF, s.NoiseNB, s.NoiseConv, s.NoiseConv)
+	case "w3":
+		return fmt.Sprintf("1 producer (pdm: the w1 networks, HR %d->%d) on the device -> JetStream (file storage): %d messages of %d pairs per run, against generation alone and publishing alone; then producer -> consumer against JetStream alone, Take(%d)",
+			s.HR, s.LR(), s.Messages, s.pdmPairsPerMessage(), s.Batch)
+	}
+	return s.Describe(workload)
+}
+
+// ShortDevice is Short for a workload's device path.
+func (s Shapes) ShortDevice(workload string) string {
+	if workload == "w3" {
+		return fmt.Sprintf("pdm hr%d %dx%d pairs", s.HR, s.Messages, s.pdmPairsPerMessage())
+	}
+	return s.Short(workload)
+}
+
 // Describe says what a workload computes at these shapes, in one line.
 func (s Shapes) Describe(workload string) string {
 	switch workload {

@@ -46,7 +46,7 @@ func newW1(s Shapes) (*workload, error) {
 		_, err := sm.Run(hr, rands)
 		return err
 	}
-	return &workload{phases: []phase{{"forward", timed(step)}}, pairs: s.Batch, flops: flops, close: sm.Close}, nil
+	return &workload{phases: []phase{{name: "forward", fn: timed(step)}}, pairs: s.Batch, flops: flops, close: sm.Close}, nil
 }
 
 // pdmForwardFLOPs counts the convolution FLOPs of p's forward pass on a

@@ -42,7 +42,7 @@ func newW2(s Shapes) (w *workload, err error) {
 	// Every step of a joint run does the same work: count step 0's.
 	flops := 3 * t.StepConvFLOPs(0)
 	return &workload{
-		phases: []phase{{"step", timed(t.BenchStep)}},
+		phases: []phase{{name: "step", fn: timed(t.BenchStep)}},
 		pairs:  s.Batch,
 		flops:  flops,
 		close:  func() { t.Close(); os.RemoveAll(dir) },

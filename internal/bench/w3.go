@@ -17,7 +17,10 @@ import (
 	"github.com/pdmflow/pdmflow/internal/broker"
 	"github.com/pdmflow/pdmflow/internal/dataset"
 	"github.com/pdmflow/pdmflow/internal/natsconn"
+	"github.com/pdmflow/pdmflow/model"
 	"github.com/pdmflow/pdmflow/producer"
+	"github.com/pdmflow/pdmflow/registry"
+	"github.com/pdmflow/pdmflow/store"
 )
 
 // W3's streams on the embedded broker. Both use consumer.EnsureStream's
@@ -53,10 +56,23 @@ type w3 struct {
 	ppm    int      // pairs per message
 	msgs   [][]byte // the first pipeline run's messages
 	seq    int      // runs so far, for unique subjects and durable names
+
+	// On a device (w3dev.go): the device, the registry its PDM producers
+	// load their weights from, and the phase whose first run stores the
+	// messages that the others publish again (the pipeline on the CPU).
+	dev   model.Device
+	reg   *registry.Registry
+	st    *store.Bucket
+	first func(ctx context.Context, iter int) (time.Duration, error)
 }
 
-func newW3(ctx context.Context, s Shapes) (_ *workload, err error) {
-	w := &w3{s: s, ppm: s.pairsPerMessage()}
+// newW3 prepares W3: on the CPU (dev nil) a bicubic producer's pipeline
+// against JetStream alone; on a device see w3dev.go.
+func newW3(ctx context.Context, s Shapes, dev model.Device) (_ *workload, err error) {
+	w := &w3{s: s, ppm: s.pairsPerMessage(), dev: dev}
+	if dev != nil {
+		w.ppm = s.pdmPairsPerMessage()
+	}
 	if w.dir, err = os.MkdirTemp("", "pdmflow-bench-w3-"); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
@@ -94,22 +110,34 @@ func newW3(ctx context.Context, s Shapes) (_ *workload, err error) {
 	if w.raw, err = consumer.EnsureStream(ctx, w.js, consumer.StreamConfig{Name: w3RawStream, Subject: w3RawSubject, MaxBytes: w3StreamMax}); err != nil {
 		return nil, err
 	}
-	r := rand.New(rand.NewPCG(3, 3))
-	side := 2 * s.HR
-	w.images = &dataset.Dataset{Dir: "memory"}
+	w.images = randomImages(s.HR, 3)
+	if dev != nil {
+		return w.deviceWorkload(ctx)
+	}
+	w.first = w.pipeline
+	return &workload{
+		phases:   []phase{{name: "pipeline", fn: w.pipeline}, {name: "raw", fn: w.rawRun}, {name: "delivery", fn: w.delivery}},
+		pairs:    s.Messages * w.ppm,
+		msgBytes: w.meanMsgBytes,
+		ppm:      w.ppm,
+		close:    w.close,
+	}, nil
+}
+
+// randomImages is an HR set in memory: four images of random pixels,
+// twice the crop side hr square, drawn from seed.
+func randomImages(hr int, seed uint64) *dataset.Dataset {
+	r := rand.New(rand.NewPCG(seed, seed))
+	side := 2 * hr
+	d := &dataset.Dataset{Dir: "memory"}
 	for i := 0; i < 4; i++ {
 		pix := make([]uint8, 3*side*side)
 		for j := range pix {
 			pix[j] = uint8(r.IntN(256))
 		}
-		w.images.Items = append(w.images.Items, dataset.Item{Path: fmt.Sprintf("bench%d.png", i), W: side, H: side, Pix: pix})
+		d.Items = append(d.Items, dataset.Item{Path: fmt.Sprintf("bench%d.png", i), W: side, H: side, Pix: pix})
 	}
-	return &workload{
-		phases:   []phase{{"pipeline", w.pipeline}, {"raw", w.rawRun}, {"delivery", w.delivery}},
-		pairs:    s.Messages * w.ppm,
-		msgBytes: w.meanMsgBytes,
-		close:    w.close,
-	}, nil
+	return d
 }
 
 func (w *w3) close() {
@@ -119,10 +147,28 @@ func (w *w3) close() {
 	if w.pubNC != nil {
 		w.pubNC.Close()
 	}
+	if w.st != nil {
+		w.st.Close()
+	}
 	if w.b != nil {
 		w.b.Shutdown()
 	}
 	os.RemoveAll(w.dir)
+}
+
+// producerConfig is the pipeline's producer: bicubic on the CPU, the PDM
+// (weights from w.reg) on a device; consumer is the durable it watches
+// for lag ("" for none).
+func (w *w3) producerConfig(id, consumer string) producer.Config {
+	c := producer.Config{
+		Run: w3Run, ID: id, Seed: 1, Stream: w3Stream, Subject: w3Subject, Consumer: consumer,
+		Degradation: producer.DegradeBicubic, HRSize: w.s.HR, Scale: w.s.Scale,
+		BatchPairs: w.ppm, MaxBatches: w.s.Messages,
+	}
+	if w.dev != nil {
+		c.Degradation, c.Device = producer.DegradePDM, w.dev
+	}
+	return c
 }
 
 func (w *w3) meanMsgBytes() int {
@@ -159,11 +205,7 @@ func (w *w3) pipeline(ctx context.Context, _ int) (time.Duration, error) {
 		return 0, err
 	}
 	defer w.js.DeleteConsumer(context.WithoutCancel(ctx), w3Stream, durable)
-	prod, err := producer.New(producer.Config{
-		Run: w3Run, ID: id, Seed: 1, Stream: w3Stream, Subject: w3Subject, Consumer: durable,
-		Degradation: producer.DegradeBicubic, HRSize: w.s.HR, Scale: w.s.Scale,
-		BatchPairs: w.ppm, MaxBatches: w.s.Messages,
-	}, w.pubJS, nil, w.images, nil, nil)
+	prod, err := producer.New(w.producerConfig(id, durable), w.pubJS, w.reg, w.images, nil, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -363,13 +405,13 @@ func (w *w3) delivery(ctx context.Context, iter int) (time.Duration, error) {
 	return d, nil
 }
 
-// ensureMsgs runs the pipeline once if the stored messages that rawRun and
-// delivery publish have not been read yet.
+// ensureMsgs runs the first phase once (the pipeline on the CPU) if the
+// stored messages that rawRun and delivery publish have not been read yet.
 func (w *w3) ensureMsgs(ctx context.Context, iter int) error {
 	if w.msgs != nil {
 		return nil
 	}
-	_, err := w.pipeline(ctx, iter)
+	_, err := w.first(ctx, iter)
 	return err
 }
 
