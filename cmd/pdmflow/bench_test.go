@@ -88,6 +88,14 @@ func TestBenchUsage(t *testing.T) {
 		{"bench", "--iters", "0"},
 		{"bench", "--batch", "1"},
 		{"bench", "--torch", "--no-torch"},
+		{"bench", "--precision", "bf16"},    // a GPU's precision without a GPU
+		{"bench", "--gpu-batches", "32,64"}, // likewise
+		{"bench", "--device", "cuda:all"},   // bench measures one device
+		{"bench", "--device", "auto"},
+		{"bench", "--device", "cuda:0", "--precision", "fp16"},
+		{"bench", "--device", "cuda:0", "--gpu-batches", "32,0"},
+		{"bench", "--device", "cuda:0", "--gpu-batches", "32,32"},
+		{"bench", "--device", "cuda:0", "--workloads", "w1,w2"}, // the trainer has no GPU path
 	} {
 		var stdout, stderr syncbuf.Buffer
 		if code := run(t.Context(), args, &stdout, &stderr); code != exitUsage {
