@@ -26,6 +26,7 @@ gpu-ptx:
 build-cuda: gpu-ptx
 	$(GO) build -tags pdmcuda -ldflags "-X main.version=$(VERSION)" -o bin/pdmflow-cuda ./cmd/pdmflow
 
+# (make test also runs the GPU code on the host emulation: -tags pdmcudaemu.)
 # The cuda build compiles and vets everywhere (it loads the driver only
 # when a GPU is asked for); its tests skip, saying why, without a GPU.
 vet-cuda: gpu-ptx
@@ -45,8 +46,8 @@ run: build
 test: tools
 	$(GO) vet ./...
 	PATH="$(GOPATH_BIN):$$PATH" $(GO) test ./...
-	$(GO) vet -tags pdmcudaemu ./gpu/ ./producer/
-	PATH="$(GOPATH_BIN):$$PATH" $(GO) test -tags pdmcudaemu ./gpu/ ./producer/
+	$(GO) vet -tags pdmcudaemu ./gpu/ ./producer/ ./internal/bench/ ./cmd/pdmflow/
+	PATH="$(GOPATH_BIN):$$PATH" $(GO) test -tags pdmcudaemu ./gpu/ ./producer/ ./internal/bench/ ./cmd/pdmflow/
 
 # Installs versitygw unless that version is there. `versitygw --version`
 # says "git" for a `go install` build, so the binary's build info is read.
