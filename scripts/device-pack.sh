@@ -20,7 +20,9 @@ mkdir -p .device
 goroot=$(go env GOROOT)
 if [ ! -s .device/go.tar.xz ] || [ "$(cat .device/go.version 2>/dev/null)" != "$(go version)" ]; then
 	echo "packing $(go version) from $goroot"
-	tar -C "$(dirname "$goroot")" \
+	# Anchored: an unanchored go/doc would also drop the standard library's
+	# package go/doc (src/go/doc), which go/build imports.
+	tar -C "$(dirname "$goroot")" --anchored \
 		--exclude='go/test' --exclude='go/doc' --exclude='go/api' --exclude='go/misc' \
 		--exclude='*_test.go' --exclude='go/src/*/testdata' --exclude='go/lib/time' \
 		--exclude='go/pkg/tool/linux_amd64/pprof' --exclude='go/pkg/tool/linux_amd64/trace' \

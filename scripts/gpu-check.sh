@@ -63,11 +63,11 @@ PY
 
 	step "W1 on the GPU against PyTorch on the same GPU, fp32 / tf32 / bf16"
 	for prec in fp32 tf32 bf16; do
-		timeout 150 bin/pdmflow-cuda bench --device cuda:0 --precision "$prec" --workloads w1 --iters 5 --json \
+		timeout 100 bin/pdmflow-cuda bench --device cuda:0 --precision "$prec" --workloads w1 --iters 5 --gpu-max-batch 1024 --python "$(command -v python3)" --json \
 			> "$out/bench-w1-$prec.json" || echo "bench w1 $prec failed (status $?)"
 	done
 	step "the producer on the GPU: generation into messages, publishing to an embedded JetStream"
-	timeout 150 bin/pdmflow-cuda bench --device cuda:0 --precision fp32 --workloads w3 --no-torch --iters 3 --json \
+	timeout 100 bin/pdmflow-cuda bench --device cuda:0 --precision fp32 --workloads w3 --no-torch --iters 3 --json \
 		> "$out/bench-w3.json" || echo "bench w3 failed (status $?)"
 fi
 
