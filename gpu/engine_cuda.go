@@ -47,8 +47,11 @@ static int pd_load_blas(void);
 static int pd_load(void) {
 	if (libcuda) return 0;
 	void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-	if (!h) h = dlopen("libcuda.so", RTLD_NOW | RTLD_LOCAL);
-	if (!h) { snprintf(load_err, sizeof load_err, "cannot load the NVIDIA driver library libcuda.so.1: %s", dlerror()); return -1; }
+	if (!h) {
+		// The reason of the versioned name, the one the driver installs.
+		snprintf(load_err, sizeof load_err, "cannot load the NVIDIA driver library: %s", dlerror());
+		if (!(h = dlopen("libcuda.so", RTLD_NOW | RTLD_LOCAL))) return -1;
+	}
 	LOAD(h, cuInit, "cuInit") LOAD(h, cuDriverGetVersion, "cuDriverGetVersion")
 	LOAD(h, cuDeviceGetCount, "cuDeviceGetCount") LOAD(h, cuDeviceGet, "cuDeviceGet")
 	LOAD(h, cuDeviceGetName, "cuDeviceGetName") LOAD(h, cuDeviceTotalMem, "cuDeviceTotalMem_v2")
