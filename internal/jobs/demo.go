@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -164,7 +165,7 @@ func ensureDemoData(photos, dir string, log *slog.Logger) (*synth.Manifest, erro
 	opts.Log = log
 	if b, err := os.ReadFile(filepath.Join(dir, "manifest.json")); err == nil {
 		var m synth.Manifest
-		if json.Unmarshal(b, &m) == nil && m.Params == opts.Params && m.Seed == opts.Seed {
+		if json.Unmarshal(b, &m) == nil && reflect.DeepEqual(m.Params, opts.Params) && m.Seed == opts.Seed {
 			if split, err := synth.ReadSplit(photos); err == nil && fmt.Sprint(split) == fmt.Sprint(m.Split) {
 				log.Info("demo: reusing data", "dir", dir)
 				return &m, nil
@@ -179,7 +180,7 @@ func trueKernels(m *synth.Manifest) *KernelReport {
 	var sig []float64
 	for name, d := range m.Images {
 		if strings.HasPrefix(name, "lr/") {
-			sig = append(sig, math.Sqrt(d.Sigma1*d.Sigma2))
+			sig = append(sig, math.Sqrt(d.Stats.SigmaMajor*d.Stats.SigmaMinor))
 		}
 	}
 	if len(sig) == 0 {

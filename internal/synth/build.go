@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/pdmflow/pdmflow/diversity"
 	"github.com/pdmflow/pdmflow/internal/imageio"
 )
 
@@ -115,10 +116,34 @@ type Manifest struct {
 	Sources map[string]string `json:"sources"` // LR file -> photo and tile
 }
 
+// Truth is the true degradation of the LR side (lr/), for package
+// diversity.
+func (m *Manifest) Truth() *diversity.Truth {
+	t := &diversity.Truth{Dist: m.Params.Name, Doc: m.Params.Doc, Scale: m.Params.Scale, KernelSize: m.Params.KernelSize}
+	names := make([]string, 0, len(m.Images))
+	for name := range m.Images {
+		if strings.HasPrefix(name, "lr/") {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		d := m.Images[name]
+		raw, _ := json.Marshal(d)
+		t.Images = append(t.Images, diversity.TruthImage{Name: name, Kernel: d.Stats, NoiseStd: d.NoiseStd, Draw: raw})
+	}
+	return t
+}
+
 // Build writes, under out: hr/ (the HR-side photos), lr/ (tiles of the
 // LR-side photos, each degraded with its own draw), val/hr and val/lr
-// (validation tiles and their degraded versions), and manifest.json.
+// (validation tiles and their degraded versions), manifest.json (every
+// LR image's draw and source) and truth.json (the LR side's true
+// degradations, for `pdmflow diversity`).
 func Build(photos, out string, o Options) (*Manifest, error) {
+	if err := o.Params.Validate(); err != nil {
+		return nil, err
+	}
 	split, err := ReadSplit(photos)
 	if err != nil {
 		return nil, err
@@ -153,6 +178,9 @@ func Build(photos, out string, o Options) (*Manifest, error) {
 	b, _ := json.MarshalIndent(m, "", "  ")
 	if err := os.WriteFile(filepath.Join(out, "manifest.json"), b, 0o644); err != nil {
 		return nil, fmt.Errorf("synth: %w", err)
+	}
+	if err := m.Truth().Write(filepath.Join(out, diversity.TruthFile)); err != nil {
+		return nil, err
 	}
 	o.Log.Info("demo data built", "out", out, "hr_photos", len(split.HR), "train_photos", len(split.Train), "hr_tiles", countPrefix(m.Sources, "hr/"), "lr_images", countPrefix(m.Images, "lr/"), "val_pairs", countPrefix(m.Images, "val/lr/"))
 	return m, nil
@@ -204,7 +232,7 @@ func tiles(photos, out, dir string, names []string, tile, maxTiles int, gtDir st
 			hr := im.Crop(x0, y0, tile, tile)
 			r := rand.New(rand.NewPCG(o.Seed, h.Sum64()^uint64(t)))
 			d := o.Params.Sample(r)
-			lr, lh, lw, err := o.Params.Apply(hr.Float32(), tile, tile, d, r)
+			lr, lh, lw, err := o.Params.Apply(hr.Float32(), tile, tile, &d, r)
 			if err != nil {
 				return fmt.Errorf("synth: %s tile %d: %w", name, t, err)
 			}
@@ -255,7 +283,7 @@ func trainTiles(photos, out string, names []string, tile int, o Options, m *Mani
 			}
 			r := rand.New(rand.NewPCG(o.Seed, h.Sum64()^uint64(t)))
 			d := o.Params.Sample(r)
-			lr, lh, lw, err := o.Params.Apply(hr.Float32(), tile, tile, d, r)
+			lr, lh, lw, err := o.Params.Apply(hr.Float32(), tile, tile, &d, r)
 			if err != nil {
 				return fmt.Errorf("synth: %s tile %d: %w", name, t, err)
 			}
