@@ -87,20 +87,59 @@ func cmdEval(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdSynth(ctx context.Context, e *env, args []string) error {
-	fs, c := newFlags(e, "synth", "synth --photos DIR --out DIR [--seed S]")
+	fs, c := newFlags(e, "synth", "synth --photos DIR --out DIR [--dist NAME] [--seed S] | synth --list")
 	photos := fs.String("photos", "data/photos", "photographs, with an optional split.txt assigning them to hr, lr and val")
 	out := fs.String("out", "", "output directory")
+	dist := fs.String("dist", "default", "the degradation distribution of the LR side (see --list)")
+	list := fs.Bool("list", false, "list the distributions and what each draws")
 	o := synth.DefaultOptions()
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "random seed of the degradations")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
+	if *list {
+		for _, d := range synth.Dists() {
+			fmt.Fprintf(e.stdout, "%-11s %s\n", d.Name, d.Doc)
+		}
+		return nil
+	}
 	if err := required(map[string]string{"out": *out}); err != nil {
 		return err
 	}
+	var err error
+	if o.Params, err = synth.Dist(*dist); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
 	o.Log = e.log
-	_, err := synth.Build(*photos, *out, o)
+	_, err = synth.Build(*photos, *out, o)
 	return err
+}
+
+func cmdDiversity(ctx context.Context, e *env, args []string) error {
+	fs, c := newFlags(e, "diversity", "diversity --weights PDM.safetensors --truth DATA/truth.json [--hr DIR] [--samples N] [--out DIR]")
+	var o jobs.DiversityOptions
+	fs.StringVar(&o.Weights, "weights", "", "PDM weights (pdm.safetensors of a run)")
+	fs.StringVar(&o.Truth, "truth", "", "the target set's truth file (truth.json, written by pdmflow synth)")
+	fs.StringVar(&o.HR, "hr", "", "HR images to measure the PDM's noise levels on (none: kernels only)")
+	fs.IntVar(&o.HRCrop, "hr-crop", 128, "side of the HR crops for the noise levels")
+	fs.IntVar(&o.Samples, "samples", 512, "kernels and images to draw")
+	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the latents and crops")
+	fs.StringVar(&o.Out, "out", "", "write diversity.json, diversity.md and diversity.png (histograms, learned against true) here")
+	if err := parse(fs, c, e, args); err != nil {
+		return err
+	}
+	if err := required(map[string]string{"weights": o.Weights, "truth": o.Truth}); err != nil {
+		return err
+	}
+	if o.Samples < 2 || o.HRCrop < 8 {
+		return fmt.Errorf("%w: --samples must be at least 2 and --hr-crop at least 8", errUsage)
+	}
+	res, err := jobs.Diversity(o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s against the truth of %q (%d samples):\n\n%s", o.Weights, res.Dist, res.Samples, res.Report.Markdown())
+	return nil
 }
 
 func cmdRun(ctx context.Context, e *env, args []string) error {
