@@ -4,7 +4,6 @@ import (
 	"testing"
 )
 
-
 func nonBackground(pix []uint8, w, h int, bg [3]uint8) int {
 	n := 0
 	for i := 0; i < w*h; i++ {
