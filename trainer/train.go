@@ -21,6 +21,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/pdmflow/pdmflow/consumer"
+	"github.com/pdmflow/pdmflow/diversity"
 	"github.com/pdmflow/pdmflow/internal/dataset"
 	"github.com/pdmflow/pdmflow/internal/metrics"
 	"github.com/pdmflow/pdmflow/internal/progress"
@@ -38,6 +39,11 @@ type Options struct {
 	// Stream, when set, takes the SR step's pairs (and the PDM step's HR
 	// crops) from the pair stream instead of HRDir.
 	Stream *StreamOptions
+	// Truth, when set, is the truth file of the real LR set (a synthetic
+	// target set's truth.json): every report then compares the learned
+	// distribution with it (Wasserstein-1 and spread ratio of the kernel
+	// width and the noise level).
+	Truth string
 }
 
 // Trainer runs one training job.
@@ -69,6 +75,12 @@ type Trainer struct {
 	acc   lossAcc
 	meter *progress.Meter
 	csv   *os.File
+
+	// The distribution monitor (PDM runs), the warnings in force, and the
+	// truth it compares with (nil: none).
+	mon       *diversity.Monitor
+	monWarned map[string]bool
+	truth     diversity.Sample
 
 	// Streaming (Options.Stream).
 	m              *metrics.Trainer
@@ -115,6 +127,17 @@ func New(cfg *Config, opt Options) (*Trainer, error) {
 		}
 		if t.real, err = dataset.Load(opt.LRDir, cfg.LRCrop(), opt.Log); err != nil {
 			return nil, err
+		}
+		t.mon = diversity.NewMonitor(diversity.DefaultMonitorConfig())
+		if opt.Truth != "" {
+			tr, err := diversity.ReadTruth(opt.Truth)
+			if err != nil {
+				return nil, err
+			}
+			if tr.Scale != cfg.Scale() {
+				return nil, fmt.Errorf("trainer: the truth file %s is of a x%d set, the config x%d", opt.Truth, tr.Scale, cfg.Scale())
+			}
+			t.truth = tr.Sample()
 		}
 	}
 	seed := cfg.Seed
@@ -533,10 +556,13 @@ func (t *Trainer) report() {
 		sp := model.MeasureKernels(model.Float32s(t.n.kern), t.cfg.Batch, t.cfg.PDM.Kernel.Size)
 		avg = append(avg, kv{"k_sigma", sp.MeanSigma}, kv{"k_sigma_std", sp.StdSigma}, kv{"k_aniso", sp.MeanAniso})
 	}
+	avg = append(avg, t.observeDiversity()...)
 	var fields []string
 	for _, f := range avg {
-		if f.k == "step_s" || f.k == "pdm_gnorm" || f.k == "d_real" || f.k == "d_fake" {
-			continue
+		switch f.k {
+		case "step_s", "pdm_gnorm", "d_real", "d_fake", "k_width", "k_aniso_std", "k_pair_ratio", "k_hf_excess",
+			"noise_level_std", "spread_noise", "w1_noise":
+			continue // in the CSV and the metrics
 		}
 		fields = append(fields, fmt.Sprintf("%s %.4g", f.k, f.v))
 	}

@@ -81,6 +81,11 @@ type Trainer struct {
 	Publishes      prometheus.Counter
 	PublishErrors  prometheus.Counter
 	Losses         *prometheus.GaugeVec
+	// Diversity is the learned degradation distribution's health
+	// (package diversity's Monitor and, with a truth, its distances).
+	Diversity *prometheus.GaugeVec
+	// DiversityWarnings counts the monitor's warnings as they begin, by kind.
+	DiversityWarnings *prometheus.CounterVec
 }
 
 // NewTrainer registers the trainer's metrics on reg (nil: not registered).
@@ -101,9 +106,13 @@ func NewTrainer(reg prometheus.Registerer) *Trainer {
 		Publishes:      f.counter("pdmflow_trainer_weights_publishes_total", "PDM weights versions published."),
 		PublishErrors:  f.counter("pdmflow_trainer_weights_publish_errors_total", "Weights publishes that failed (retried later)."),
 		Losses:         prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pdmflow_trainer_loss", Help: "Losses averaged over the last reporting interval."}, []string{"name"}),
+		Diversity: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pdmflow_trainer_diversity",
+			Help: "The learned degradation distribution at the last report: kernel width and its spread, pair ratio, fill, aliasing energy, noise level spread; with a truth file, Wasserstein-1 distances and spread ratios."}, []string{"name"}),
+		DiversityWarnings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pdmflow_trainer_diversity_warnings_total",
+			Help: "Warnings of the distribution monitor as they began: collapse of the kernel width or noise level spread, one kernel for every z, sparse or aliasing kernels."}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(t.Losses)
+		reg.MustRegister(t.Losses, t.Diversity, t.DiversityWarnings)
 	}
 	return t
 }
