@@ -63,6 +63,13 @@ type DiscConfig struct {
 	NF     int `yaml:"nf" json:"nf"`         // features of the first layer (64)
 	Out    int `yaml:"out" json:"out"`       // output channels (64 in the official code)
 	Stride int `yaml:"stride" json:"stride"` // stride of layers 2 and 3: 2 when PDM trains alone, 1 jointly
+	// BatchStd inserts ProGAN's minibatch standard deviation before the
+	// last convolution (Graph.MinibatchStd: one more channel holding the
+	// batch's mean standard deviation, so the last convolution has one
+	// more input channel): the discriminator can see that a batch of fakes
+	// lacks the spread of a real batch (issue 13). False: the official
+	// PatchGAN.
+	BatchStd bool `yaml:"batch_std" json:"batch_std"`
 }
 
 // SRConfig configures the EDSR super-resolution network (pdm-spec §4).

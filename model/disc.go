@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math/rand/v2"
 
 	G "gorgonia.org/gorgonia"
@@ -9,7 +10,8 @@ import (
 
 // Discriminator is the PatchGAN of pdm-spec §3: five 3x3 convolutions,
 // LeakyReLU(0.2), InstanceNorm (no affine) on layers 2-4, stride Stride on
-// layers 2 and 3, a map of Out channels per patch.
+// layers 2 and 3, a map of Out channels per patch. With Cfg.BatchStd the
+// minibatch standard deviation comes before the last convolution.
 type Discriminator struct {
 	Cfg    DiscConfig
 	M      *Module // "disc.*"
@@ -28,7 +30,11 @@ func NewDiscriminator(cfg DiscConfig, dt tensor.Dtype, seed uint64) (*Discrimina
 	d.layers[1] = d.M.newConv(r, "conv1", nf, 2*nf, 3, cfg.Stride, true)
 	d.layers[2] = d.M.newConv(r, "conv2", 2*nf, 4*nf, 3, cfg.Stride, true)
 	d.layers[3] = d.M.newConv(r, "conv3", 4*nf, 8*nf, 3, 1, true)
-	d.layers[4] = d.M.newConv(r, "conv4", 8*nf, cfg.Out, 3, 1, true)
+	in4 := 8 * nf
+	if cfg.BatchStd {
+		in4++ // the minibatch standard deviation channel
+	}
+	d.layers[4] = d.M.newConv(r, "conv4", in4, cfg.Out, 3, 1, true)
 	return d, nil
 }
 
@@ -39,5 +45,24 @@ func (d *Discriminator) Forward(g *Graph, x *G.Node) *G.Node {
 		h = g.applyConv(h, c, ident)
 		h = g.InstanceNorm(h, lrelu)
 	}
+	if d.Cfg.BatchStd {
+		h = g.MinibatchStd(h)
+	}
 	return g.applyConv(h, d.layers[4], ident)
+}
+
+// Load copies the discriminator's weights from w (a checkpoint). Weights
+// of a discriminator with the minibatch standard deviation have an odd
+// number of input channels in the last convolution (8 nf + 1), without it
+// a multiple of 8, so a file of the other kind is refused with an error
+// naming batch_std; other mismatches are WeightsFile.Load's.
+func (d *Discriminator) Load(w *WeightsFile) error {
+	p := d.layers[4].W
+	if t, ok := w.File.Get(p.Name); ok && len(t.Shape) == 4 {
+		if had := t.Shape[1]%2 == 1; had != d.Cfg.BatchStd {
+			return fmt.Errorf("model: %s: discriminator weights %s batch_std (%s has %d input channels), this discriminator has batch_std: %v (%d); set disc.batch_std to match or train the discriminator afresh",
+				w.Path, map[bool]string{true: "with", false: "without"}[had], p.Name, t.Shape[1], d.Cfg.BatchStd, p.Value.Shape()[1])
+		}
+	}
+	return w.Load(d.M)
 }
