@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path"
 	"sort"
@@ -38,6 +39,69 @@ type LossConfig struct {
 	// sub-pixel shift, so without it the phase drifts and the SR network
 	// learns a shifted mapping. 0: off (the official code).
 	KernelCenter float64 `yaml:"kernel_center" json:"kernel_center"`
+	// Priors against collapsed and degenerate kernels (issue 13), each 0:
+	// off. KernelSmooth weighs the mean over kernels of the squared
+	// differences of adjacent taps (model.Graph.KernelSmooth): sparse
+	// kernels of isolated taps ("ring" kernels) cost far more than smooth
+	// ones.
+	KernelSmooth float64 `yaml:"kernel_smooth" json:"kernel_smooth"`
+	// KernelRadius weighs the kernels' mass beyond KernelRadiusPx HR pixels
+	// (taps) of the kernel's centre, quadratically in the excess distance
+	// (model.Graph.KernelRadius). On only when both are positive.
+	KernelRadius   float64 `yaml:"kernel_radius" json:"kernel_radius"`
+	KernelRadiusPx float64 `yaml:"kernel_radius_px" json:"kernel_radius_px"`
+	// ModeSeeking weighs Mao et al.'s (2019) mode-seeking loss
+	// ModeSeeking / (D/Dz + ModeSeekingEps), D the mean distance between
+	// the kernels of the batch's pairs (i, i+batch/2), Dz that of their
+	// latents (model.Graph.ModeSeeking): it pushes the kernels of
+	// different z apart. ModeSeekingEps 0 means 1e-5
+	// (ModeSeekingEpsilon).
+	ModeSeeking    float64 `yaml:"mode_seeking" json:"mode_seeking"`
+	ModeSeekingEps float64 `yaml:"mode_seeking_eps" json:"mode_seeking_eps"`
+}
+
+// DefaultModeSeekingEps is ModeSeekingEps when the config leaves it 0.
+const DefaultModeSeekingEps = 1e-5
+
+// ModeSeekingEpsilon is the eps of the mode-seeking loss: ModeSeekingEps,
+// or DefaultModeSeekingEps when that is 0.
+func (l LossConfig) ModeSeekingEpsilon() float64 {
+	if l.ModeSeekingEps > 0 {
+		return l.ModeSeekingEps
+	}
+	return DefaultModeSeekingEps
+}
+
+// validate reports the issue 13 priors' settings that cannot work, one
+// line each.
+func (l LossConfig) validate(c *Config) []error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{
+		{"kernel_smooth", l.KernelSmooth},
+		{"kernel_radius", l.KernelRadius},
+		{"kernel_radius_px", l.KernelRadiusPx},
+		{"mode_seeking", l.ModeSeeking},
+		{"mode_seeking_eps", l.ModeSeekingEps},
+	} {
+		if !(f.v >= 0) || math.IsInf(f.v, 1) {
+			errs = append(errs, fmt.Errorf("loss.%s %g must be a non-negative number", f.name, f.v))
+		}
+	}
+	if l.KernelRadius > 0 && l.KernelRadiusPx == 0 {
+		errs = append(errs, fmt.Errorf("loss.kernel_radius %g needs loss.kernel_radius_px, the radius in HR px beyond which kernel mass costs (0: off)", l.KernelRadius))
+	}
+	if l.ModeSeeking > 0 {
+		if c.Batch%2 != 0 {
+			errs = append(errs, fmt.Errorf("loss.mode_seeking needs an even batch (it pairs samples i and i+batch/2), not %d", c.Batch))
+		}
+		if c.PDM.FixKernelZ {
+			errs = append(errs, errors.New("loss.mode_seeking with pdm.fix_kernel_z: every z_k is zero, so there is no latent distance to seek"))
+		}
+	}
+	return errs
 }
 
 // Config is everything a training run needs besides its data.
@@ -154,6 +218,7 @@ func (c *Config) Validate() error {
 	if c.Loss.Adv < 0 || c.Loss.NoiseReg < 0 || c.Loss.L1 <= 0 || c.Loss.KernelCenter < 0 {
 		errs = append(errs, fmt.Errorf("loss weights %+v", c.Loss))
 	}
+	errs = append(errs, c.Loss.validate(c)...)
 	if c.PDMEMA < 0 || c.PDMEMA >= 1 {
 		errs = append(errs, fmt.Errorf("pdm_ema %g outside [0, 1)", c.PDMEMA))
 	}
