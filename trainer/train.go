@@ -39,6 +39,12 @@ type Options struct {
 	// Stream, when set, takes the SR step's pairs (and the PDM step's HR
 	// crops) from the pair stream instead of HRDir.
 	Stream *StreamOptions
+	// Degrade, when set in a bicubic run, makes the SR step's LR images
+	// instead of bicubic downsampling: a known degradation, such as the
+	// true one of a synthetic target set (an oracle SR network, the limit
+	// for the network and budget). It degrades hr (3 x s x s in [0,1]) into
+	// lr (3 x s/scale x s/scale), drawing from r.
+	Degrade func(lr, hr []float32, s int, r *rand.Rand) error
 	// Truth, when set, is the truth file of the real LR set (a synthetic
 	// target set's truth.json): every report then compares the learned
 	// distribution with it (Wasserstein-1 and spread ratio of the kernel
@@ -110,6 +116,9 @@ type nodes struct {
 func New(cfg *Config, opt Options) (*Trainer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if opt.Degrade != nil && (cfg.TrainsPDM() || opt.Stream != nil) {
+		return nil, errors.New("trainer: a given degradation (Options.Degrade) replaces bicubic downsampling in a bicubic run on local data; this run trains PDM or reads a stream")
 	}
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -428,6 +437,13 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 		kernels.Quantize8(t.lrBuf, model.Float32s(t.n.avgFake))
 	case c.TrainsPDM():
 		kernels.Quantize8(t.lrBuf, t.fakeBuf)
+	case t.opt.Degrade != nil:
+		for i := 0; i < b; i++ {
+			if err := t.opt.Degrade(t.lrBuf[i*3*hs*hs:(i+1)*3*hs*hs], t.hrBuf[i*3*s*s:(i+1)*3*s*s], s, r); err != nil {
+				return fmt.Errorf("trainer: step %d: degrading sample %d: %w", step, i, err)
+			}
+		}
+		kernels.Quantize8(t.lrBuf, t.lrBuf)
 	default:
 		kernels.ResizeBicubic(b*3, s, s, hs, hs, t.lrBuf, t.hrBuf)
 		kernels.Quantize8(t.lrBuf, t.lrBuf)

@@ -143,7 +143,7 @@ func cmdDiversity(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdRun(ctx context.Context, e *env, args []string) error {
-	fs, c := newFlags(e, "run", "run [--out DIR] [--preset NAME | --config FILE] [--steps N] [--hr DIR --lr DIR --val-hr DIR --val-lr DIR]")
+	fs, c := newFlags(e, "run", "run [--out DIR] [--preset NAME | --config FILE] [--steps N] [--seed S] [--dist NAME | --hr DIR --lr DIR --val-hr DIR --val-lr DIR]")
 	o := jobs.DemoOptions{Progress: e.stderr}
 	fs.StringVar(&o.Photos, "photos", "data/photos", "photographs to build the demo data from")
 	fs.StringVar(&o.Out, "out", "out/demo", "output directory (a finished stage is not redone)")
@@ -155,6 +155,8 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.ValHR, "val-hr", "", "own data: validation ground truth")
 	fs.StringVar(&o.ValLR, "val-lr", "", "own data: validation LR images (same base names as --val-hr)")
 	fs.IntVar(&o.Producers, "producers", 2, "producers in this process, feeding the trainer through the embedded JetStream server")
+	fs.StringVar(&o.Dist, "dist", "default", "the demo data's degradation distribution (pdmflow synth --list); with it the demo also trains an oracle SR and compares the learned distribution with the truth")
+	seed := fs.Int64("seed", -1, "training seed (default: the config's); the demo data stay the same")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address, e.g. :9090")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
@@ -166,6 +168,12 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if *steps > 0 {
 		cfg.Steps = *steps
 	}
+	if *seed >= 0 {
+		cfg.Seed = uint64(*seed)
+	}
+	if _, err := synth.Dist(o.Dist); err != nil {
+		return fmt.Errorf("%w: --dist: %v", errUsage, err)
+	}
 	o.Config, o.Log = cfg, e.log
 	o.Metrics = metrics.NewRegistry()
 	if _, err := metrics.Serve(ctx, *metricsAddr, o.Metrics, e.log); err != nil {
@@ -176,7 +184,12 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "\n%s\n", res.Markdown())
-	fmt.Fprintf(e.stdout, "Learned kernels: %s\nSample crops (LR | bicubic | bicubic-SR | PDM-SR | ground truth): %s\nAll results: %s\n",
-		res.Kernels, res.Comparison, strings.Join([]string{filepath.Join(o.Out, "results.md"), filepath.Join(o.Out, "results.json")}, ", "))
+	cols := "LR | bicubic | bicubic-SR | PDM-SR"
+	if res.Dist != "" {
+		cols += " | oracle-SR"
+		fmt.Fprintf(e.stdout, "Learned against true distribution: %s\n", filepath.Join(o.Out, "diversity", "diversity.png"))
+	}
+	fmt.Fprintf(e.stdout, "Learned kernels: %s\nSample crops (%s | ground truth): %s\nAll results: %s\n",
+		res.Kernels, cols, res.Comparison, strings.Join([]string{filepath.Join(o.Out, "results.md"), filepath.Join(o.Out, "results.json")}, ", "))
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pdmflow/pdmflow/diversity"
 	"github.com/pdmflow/pdmflow/internal/imageio"
 	"github.com/pdmflow/pdmflow/internal/synth"
 	"github.com/pdmflow/pdmflow/model"
@@ -32,6 +33,11 @@ type DemoOptions struct {
 	HR, LR, ValHR, ValLR string
 	Config               *trainer.Config // the PDM-SR run; the baseline uses it with bicubic degradation
 	Producers            int             // producers per training run (default 2)
+	// Dist is the synthetic target set's degradation distribution (a
+	// synth.Dists name; default "default") when the demo builds its data.
+	// The demo then also trains the SR network on the true degradation
+	// (the oracle) and compares the learned distribution with the truth.
+	Dist string
 	Metrics              *prometheus.Registry
 	Log                  *slog.Logger
 	Progress             io.Writer
@@ -47,6 +53,8 @@ type DemoRow struct {
 // DemoResult is what the demo measured.
 type DemoResult struct {
 	Rows       []DemoRow     `json:"rows"`
+	Dist       string        `json:"dist,omitempty"` // the synthetic target set's distribution
+	Seed       uint64        `json:"seed"`
 	ValPairs   int           `json:"val_pairs"`
 	Steps      int           `json:"steps"`
 	Config     string        `json:"config"`
@@ -54,6 +62,9 @@ type DemoResult struct {
 	Comparison string        `json:"comparison_png"`
 	Learned    *KernelReport `json:"learned_kernels,omitempty"`
 	True       *KernelReport `json:"true_kernels,omitempty"`
+	// Diversity compares the learned distribution with the truth (a
+	// synthetic target set only).
+	Diversity *diversity.Report `json:"diversity,omitempty"`
 	Seconds    float64       `json:"seconds"`
 }
 
@@ -74,12 +85,14 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	cfg := o.Config
 	hr, lr, valHR, valLR := o.HR, o.LR, o.ValHR, o.ValLR
 	var manifest *synth.Manifest
+	truth := ""
 	if hr == "" && lr == "" && valHR == "" && valLR == "" {
 		data := filepath.Join(o.Out, "data")
 		var err error
-		if manifest, err = ensureDemoData(o.Photos, data, o.Log); err != nil {
+		if manifest, err = ensureDemoData(o.Photos, data, o.Dist, o.Log); err != nil {
 			return nil, err
 		}
+		truth = filepath.Join(data, diversity.TruthFile)
 		hr, lr = filepath.Join(data, "hr"), filepath.Join(data, "lr")
 		valHR, valLR = filepath.Join(data, "val", "hr"), filepath.Join(data, "val", "lr")
 	} else if hr == "" || lr == "" || valHR == "" || valLR == "" {
@@ -87,17 +100,17 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	}
 	pdmOut, bicOut := filepath.Join(o.Out, "pdm-sr"), filepath.Join(o.Out, "bicubic-sr")
 	o.Log.Info("demo: training PDM-SR", "steps", cfg.Steps, "out", pdmOut)
-	if err := train(ctx, cfg, hr, lr, pdmOut, o); err != nil {
+	if err := train(ctx, cfg, hr, lr, truth, pdmOut, o); err != nil {
 		return nil, err
 	}
 	bic := *cfg
 	bic.Degradation = trainer.DegradeBicubic
 	bic.Name = cfg.Name + "-bicubic"
 	o.Log.Info("demo: training the same SR network on bicubic pairs", "steps", bic.Steps, "out", bicOut)
-	if err := train(ctx, &bic, hr, "", bicOut, o); err != nil {
+	if err := train(ctx, &bic, hr, "", "", bicOut, o); err != nil {
 		return nil, err
 	}
-	res := &DemoResult{Steps: cfg.Steps, Config: cfg.Name}
+	res := &DemoResult{Steps: cfg.Steps, Config: cfg.Name, Seed: cfg.Seed}
 	methods := []struct {
 		name, dir string
 		opts      SROptions
@@ -105,6 +118,18 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 		{"bicubic upsampling", "bicubic", SROptions{Bicubic: true, Scale: cfg.Scale()}},
 		{"SR trained on bicubic pairs", "bicubic-sr", SROptions{Weights: filepath.Join(bicOut, trainer.SRFile), Tile: 128}},
 		{"PDM-SR (SR trained on PDM pairs)", "pdm-sr", SROptions{Weights: filepath.Join(pdmOut, trainer.SRFile), Tile: 128}},
+	}
+	if manifest != nil {
+		res.Dist = manifest.Params.Name
+		oracleOut := filepath.Join(o.Out, "oracle-sr")
+		o.Log.Info("demo: training the same SR network on the true degradation (the oracle)", "dist", res.Dist, "out", oracleOut)
+		if err := trainOracle(ctx, cfg, manifest.Params, hr, oracleOut, o); err != nil {
+			return nil, err
+		}
+		methods = append(methods, struct {
+			name, dir string
+			opts      SROptions
+		}{"oracle SR (trained on the true degradation)", "oracle-sr", SROptions{Weights: filepath.Join(oracleOut, trainer.SRFile), Tile: 128}})
 	}
 	var outs []string
 	for _, m := range methods {
@@ -132,6 +157,12 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	}
 	if manifest != nil {
 		res.True = trueKernels(manifest)
+		dv, err := Diversity(DiversityOptions{Weights: filepath.Join(pdmOut, trainer.PDMFile), Truth: truth, HR: hr,
+			HRCrop: cfg.HRCrop, Samples: 512, Seed: 1, Out: filepath.Join(o.Out, "diversity")})
+		if err != nil {
+			return nil, err
+		}
+		res.Diversity = dv.Report
 	}
 	res.Comparison = filepath.Join(o.Out, "comparison.png")
 	if err := comparison(valLR, valHR, outs, cfg.Scale(), res.Comparison); err != nil {
@@ -151,19 +182,48 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 // train runs one training job through the stream: an embedded JetStream
 // server, a file store, o.Producers producers and the trainer in this
 // process, the same code paths as a distributed deployment.
-func train(ctx context.Context, cfg *trainer.Config, hr, lr, out string, o DemoOptions) error {
+func train(ctx context.Context, cfg *trainer.Config, hr, lr, truth, out string, o DemoOptions) error {
 	return Pipeline(ctx, PipelineOptions{
-		Config: cfg, Run: "demo-" + cfg.Degradation, HR: hr, LR: lr, Out: out,
+		Config: cfg, Run: "demo-" + cfg.Degradation, HR: hr, LR: lr, Out: out, Truth: truth,
 		Producers: o.Producers, Log: o.Log, Progress: o.Progress, Registry: o.Metrics,
 	})
 }
 
-// ensureDemoData builds the demo data into dir unless a manifest of the
-// same photos and parameters is already there.
-func ensureDemoData(photos, dir string, log *slog.Logger) (*synth.Manifest, error) {
+// trainOracle trains the SR network of cfg on pairs made with the true
+// degradation distribution p (in this process: the degradation is the
+// target set's, known only here), for as many steps as the others.
+func trainOracle(ctx context.Context, cfg *trainer.Config, p synth.Params, hr, out string, o DemoOptions) error {
+	oc := *cfg
+	oc.Degradation = trainer.DegradeBicubic
+	oc.Name = cfg.Name + "-oracle"
+	t, err := trainer.New(&oc, trainer.Options{HRDir: hr, Out: out, Log: o.Log, Progress: o.Progress,
+		Degrade: func(lr, x []float32, s int, r *rand.Rand) error {
+			d := p.Sample(r)
+			y, _, _, err := p.Apply(x, s, s, &d, r)
+			copy(lr, y)
+			return err
+		}})
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	return t.Run(ctx)
+}
+
+// ensureDemoData builds the demo data of the distribution dist (default:
+// "default") into dir unless a manifest of the same photos and parameters
+// is already there.
+func ensureDemoData(photos, dir, dist string, log *slog.Logger) (*synth.Manifest, error) {
 	opts := synth.DefaultOptions()
 	opts.Log = log
-	if b, err := os.ReadFile(filepath.Join(dir, "manifest.json")); err == nil {
+	if dist != "" {
+		var err error
+		if opts.Params, err = synth.Dist(dist); err != nil {
+			return nil, err
+		}
+	}
+	_, truthErr := os.Stat(filepath.Join(dir, diversity.TruthFile))
+	if b, err := os.ReadFile(filepath.Join(dir, "manifest.json")); err == nil && truthErr == nil {
 		var m synth.Manifest
 		if json.Unmarshal(b, &m) == nil && reflect.DeepEqual(m.Params, opts.Params) && m.Seed == opts.Seed {
 			if split, err := synth.ReadSplit(photos); err == nil && fmt.Sprint(split) == fmt.Sprint(m.Split) {
@@ -205,7 +265,15 @@ func (r *DemoResult) Markdown() string {
 	for _, row := range r.Rows {
 		fmt.Fprintf(&b, "| %s | %.2f | %.4f |\n", row.Method, row.PSNR, row.SSIM)
 	}
-	fmt.Fprintf(&b, "\n%d validation pairs, RGB, 4-pixel border crop; config %s, %d steps; %.0f s in all.\n", r.ValPairs, r.Config, r.Steps, r.Seconds)
+	fmt.Fprintf(&b, "\n%d validation pairs, RGB, 4-pixel border crop; config %s, seed %d, %d steps; %.0f s in all.\n", r.ValPairs, r.Config, r.Seed, r.Steps, r.Seconds)
+	if r.Dist != "" {
+		fmt.Fprintf(&b, "Target set: synthetic, distribution %q.\n", r.Dist)
+	}
+	if d := r.Diversity; d != nil {
+		w, n := d.Get(diversity.Width), d.Get(diversity.Noise)
+		fmt.Fprintf(&b, "Learned against true: kernel width %.2f +- %.2f against %.2f +- %.2f HR px (spread ratio %.2f, W1 %.3f); noise level %.4f +- %.4f against %.4f +- %.4f (spread ratio %.2f, W1 %.4f).\n",
+			w.Mean, w.Std, w.TrueMean, w.TrueStd, w.SpreadRatio, w.W1, n.Mean, n.Std, n.TrueMean, n.TrueStd, n.SpreadRatio, n.W1)
+	}
 	if r.Learned != nil {
 		fmt.Fprintf(&b, "Learned kernel width sqrt(sigma1*sigma2): mean %.2f, std %.2f HR px (%d samples)", r.Learned.MeanSigma, r.Learned.StdSigma, r.Learned.N)
 		if r.True != nil {
