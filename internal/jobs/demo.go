@@ -37,10 +37,10 @@ type DemoOptions struct {
 	// synth.Dists name; default "default") when the demo builds its data.
 	// The demo then also trains the SR network on the true degradation
 	// (the oracle) and compares the learned distribution with the truth.
-	Dist string
-	Metrics              *prometheus.Registry
-	Log                  *slog.Logger
-	Progress             io.Writer
+	Dist     string
+	Metrics  *prometheus.Registry
+	Log      *slog.Logger
+	Progress io.Writer
 }
 
 // DemoRow is one line of the results table.
@@ -65,7 +65,7 @@ type DemoResult struct {
 	// Diversity compares the learned distribution with the truth (a
 	// synthetic target set only).
 	Diversity *diversity.Report `json:"diversity,omitempty"`
-	Seconds    float64       `json:"seconds"`
+	Seconds   float64           `json:"seconds"`
 }
 
 // KernelReport summarises a kernel distribution by the per-kernel width
