@@ -11,7 +11,9 @@ import (
 var csvColumns = []string{"step", "unix_time", "g_adv", "noise_reg", "noise_std", "d", "d_real", "d_fake", "l1", "pdm_gnorm", "k_sigma", "k_sigma_std", "k_aniso", "step_s", "wait_s",
 	// The distribution monitor (observeDiversity), and with a truth file its distances.
 	"k_width", "k_width_std", "k_aniso_std", "k_pair_ratio", "k_fill", "k_hf_excess", "noise_level_std",
-	"w1_width", "spread_width", "w1_noise", "spread_noise"}
+	"w1_width", "spread_width", "w1_noise", "spread_noise",
+	// The priors, unweighted (when on).
+	"k_smooth", "k_radius", "mode_seek"}
 
 func (t *Trainer) openCSV() error {
 	path := filepath.Join(t.opt.Out, LogFile)

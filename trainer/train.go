@@ -65,6 +65,9 @@ type Trainer struct {
 	// for one (nil otherwise); see OutPDM.
 	PDMAvg *model.PDM
 	ema    *model.EMA
+	// dz is the mean distance between the latents of the PDM step's pairs,
+	// per kernel tap (the mode-seeking loss reads it as the step runs).
+	dz float64
 	Disc   *model.Discriminator
 	SR     *model.EDSR
 
@@ -105,6 +108,7 @@ type Trainer struct {
 type nodes struct {
 	gAdv, gNoise, fake, kern, noise *G.Node
 	kCenter                         *G.Node
+	kSmooth, kRadius, modeSeek      *G.Node
 	dLoss, dReal, dFake             *G.Node
 	srLoss, sr                      *G.Node
 	fakeOnly                        *G.Node
@@ -171,9 +175,15 @@ func New(cfg *Config, opt Options) (*Trainer, error) {
 			if t.PDMAvg, err = model.NewPDM(cfg.PDM, tensor.Float32, seed+1); err != nil {
 				return nil, err
 			}
-			if t.ema, err = model.NewEMA(cfg.PDMEMA, t.PDM.Modules(), t.PDMAvg.Modules()); err != nil {
+			src, shadow := t.PDM.Modules(), t.PDMAvg.Modules()
+			if cfg.PDMEMAKernelOnly {
+				// The noise network is copied after each step (updateAvg).
+				src, shadow = src[:1], shadow[:1]
+			}
+			if t.ema, err = model.NewEMA(cfg.PDMEMA, src, shadow); err != nil {
 				return nil, err
 			}
+			t.updateAvg()
 		}
 	}
 	if t.SR, err = model.NewEDSR(cfg.SR, tensor.Float32, seed+3); err != nil {
@@ -192,6 +202,18 @@ func New(cfg *Config, opt Options) (*Trainer, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// updateAvg copies the trained noise network into the handed-on PDM when
+// the average covers the kernel network only.
+func (t *Trainer) updateAvg() {
+	if !t.cfg.PDMEMAKernelOnly || t.PDM.Noise == nil {
+		return
+	}
+	dst := t.PDMAvg.Noise.Params()
+	for i, p := range t.PDM.Noise.Params() {
+		copy(dst[i].Float32Data(), p.Float32Data())
+	}
 }
 
 // Step is the number of steps completed.
@@ -243,10 +265,24 @@ func (t *Trainer) build() error {
 			t.n.gNoise = g.MeanSquare(out.Noise, 0, c.Loss.NoiseReg)
 			loss = g.Sum(loss, t.n.gNoise)
 		}
+		ks := c.PDM.Kernel.Size
+		c0 := float64(ks/2) + float64(c.Scale()-1)/2 // the middle of the block, in taps
 		if c.Loss.KernelCenter > 0 {
-			ks := c.PDM.Kernel.Size
-			t.n.kCenter = g.KernelCentroid(out.Kernel, ks, float64(ks/2)+float64(c.Scale()-1)/2, c.Loss.KernelCenter)
+			t.n.kCenter = g.KernelCentroid(out.Kernel, ks, c0, c.Loss.KernelCenter)
 			loss = g.Sum(loss, t.n.kCenter)
+		}
+		// Priors against degenerate and collapsed kernels (docs/decisions.md).
+		if c.Loss.KernelSmooth > 0 {
+			t.n.kSmooth = g.KernelSmooth(out.Kernel, ks, c.Loss.KernelSmooth)
+			loss = g.Sum(loss, t.n.kSmooth)
+		}
+		if c.Loss.KernelRadius > 0 {
+			t.n.kRadius = g.KernelRadius(out.Kernel, ks, c0, c0, c.Loss.KernelRadiusPx, c.Loss.KernelRadius)
+			loss = g.Sum(loss, t.n.kRadius)
+		}
+		if c.Loss.ModeSeeking > 0 {
+			t.n.modeSeek = g.ModeSeeking(out.Kernel, &t.dz, c.Loss.ModeSeeking, c.Loss.ModeSeekingEpsilon())
+			loss = g.Sum(loss, t.n.modeSeek)
 		}
 		t.n.fake, t.n.kern, t.n.noise = out.Fake, out.Kernel, out.Noise
 		g.Keep(out.Fake, out.Kernel, out.Noise) // read after the step
@@ -376,6 +412,11 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 			t.real.Sample(r, hs, t.realBuf[i*3*hs*hs:(i+1)*3*hs*hs])
 		}
 		zk, zn = t.PDM.SampleLatents(r, tensor.Float32, b, hs, hs)
+		if t.n.modeSeek != nil {
+			// Per tap: the kernels' distance is a mean over their taps, so
+			// the ratio is the kernels' whole L1 distance per unit of z's.
+			t.dz = model.LatentPairDistance(zk.Data().([]float32), b) / float64(c.PDM.Kernel.Size*c.PDM.Kernel.Size)
+		}
 	}
 	feedsPDM := map[string]*tensor.Dense{"hr": hr, "zk": zk}
 	if zn != nil {
@@ -392,6 +433,15 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 		if t.n.kCenter != nil {
 			t.acc.add("k_center", model.Scalar(t.n.kCenter)/c.Loss.KernelCenter)
 		}
+		if t.n.kSmooth != nil {
+			t.acc.add("k_smooth", model.Scalar(t.n.kSmooth)/c.Loss.KernelSmooth)
+		}
+		if t.n.kRadius != nil {
+			t.acc.add("k_radius", model.Scalar(t.n.kRadius)/c.Loss.KernelRadius)
+		}
+		if t.n.modeSeek != nil {
+			t.acc.add("mode_seek", model.Scalar(t.n.modeSeek)/c.Loss.ModeSeeking)
+		}
 		if t.n.gNoise != nil {
 			t.acc.add("noise_reg", model.Scalar(t.n.gNoise))
 			t.acc.add("noise_std", rms(model.Float32s(t.n.noise)))
@@ -403,6 +453,7 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 		t.acc.add("pdm_gnorm", norm)
 		if t.ema != nil {
 			t.ema.Update()
+			t.updateAvg()
 		}
 		// 2. Discriminator step on the same fake LR, detached.
 		if err := t.gD.Run(map[string]*tensor.Dense{"real": dense([]int{b, 3, hs, hs}, t.realBuf), "fake": dense([]int{b, 3, hs, hs}, t.fakeBuf)}); err != nil {
