@@ -67,9 +67,9 @@ type Trainer struct {
 	ema    *model.EMA
 	// dz is the mean distance between the latents of the PDM step's pairs,
 	// per kernel tap (the mode-seeking loss reads it as the step runs).
-	dz float64
-	Disc   *model.Discriminator
-	SR     *model.EDSR
+	dz   float64
+	Disc *model.Discriminator
+	SR   *model.EDSR
 
 	optPDM, optD, optSR *model.Adam
 
