@@ -90,14 +90,24 @@ func (t *Trainer) optimizers() map[string]*model.Adam {
 
 // resumable strips what may change between a run and its resumption.
 func resumable(c Config) Config {
+	c.Name = "" // a label
 	c.Steps = 0
 	c.LogEvery, c.SampleEvery, c.CheckpointEvery = 0, 0, 0
+	if !c.TrainsPDM() {
+		// What a run that trains no PDM does not use (so that SR runs of
+		// configs that differ only in their PDM can share a checkpoint).
+		c.PDM, c.Disc = model.PDMConfig{}, model.DiscConfig{}
+		c.Loss = LossConfig{L1: c.Loss.L1}
+		c.PDMEMA, c.PDMEMAKernelOnly, c.DiscLRScale = 0, false, 0
+		c.Regime, c.Stage1Steps = "", 0
+	}
 	return c
 }
 
 // restore loads the output directory's checkpoint if there is one. The
-// checkpoint's config must equal this run's except for the number of steps
-// and the reporting intervals.
+// checkpoint's config must equal this run's in what the run uses: all but
+// the name, the number of steps and the reporting intervals (and, for a
+// run that trains no PDM, the PDM's settings).
 func (t *Trainer) restore() error {
 	path := filepath.Join(t.opt.Out, CheckpointFile)
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {

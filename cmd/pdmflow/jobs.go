@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/pdmflow/pdmflow/internal/jobs"
@@ -140,6 +141,84 @@ func cmdDiversity(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s against the truth of %q (%d samples):\n\n%s", o.Weights, res.Dist, res.Samples, res.Report.Markdown())
 	return nil
+}
+
+func cmdStudy(ctx context.Context, e *env, args []string) error {
+	fs, c := newFlags(e, "study", "study --out DIR [--configs FILE,...] [--presets NAME,...] [--dists all|NAME,...] [--seeds 1,2,3] [--read-only]")
+	o := jobs.StudyOptions{Progress: e.stderr}
+	configs := fs.String("configs", "", "comma-separated config files, the variants compared (each with a distinct name)")
+	presets := fs.String("presets", "", "comma-separated built-in configs, compared too (default cpu-small when no --configs)")
+	dists := fs.String("dists", "all", "comma-separated synth distributions, or all")
+	seeds := fs.String("seeds", "1,2,3", "comma-separated training seeds")
+	steps := fs.Int("steps", 0, "training steps of every run (overrides the configs)")
+	fs.StringVar(&o.Photos, "photos", "data/photos", "photographs to build the target sets from")
+	fs.StringVar(&o.Out, "out", "out/study", "output directory; a finished cell is read, not run again")
+	fs.IntVar(&o.Producers, "producers", 2, "producers per run")
+	fs.BoolVar(&o.ReadOnly, "read-only", false, "run nothing: tabulate the cells that have results")
+	if err := parse(fs, c, e, args); err != nil {
+		return err
+	}
+	for _, f := range splitList(*configs) {
+		cfg, err := loadConfig("", f)
+		if err != nil {
+			return err
+		}
+		o.Configs = append(o.Configs, cfg)
+	}
+	ps := splitList(*presets)
+	if len(ps) == 0 && len(o.Configs) == 0 {
+		ps = []string{"cpu-small"}
+	}
+	for _, p := range ps {
+		cfg, err := loadConfig(p, "")
+		if err != nil {
+			return err
+		}
+		o.Configs = append(o.Configs, cfg)
+	}
+	for _, cfg := range o.Configs {
+		if *steps > 0 {
+			cfg.Steps = *steps
+		}
+		if !cfg.TrainsPDM() {
+			return fmt.Errorf("%w: config %q does not train PDM", errUsage, cfg.Name)
+		}
+	}
+	o.Dists = splitList(*dists)
+	if *dists == "all" {
+		o.Dists = nil
+		for _, d := range synth.Dists() {
+			o.Dists = append(o.Dists, d.Name)
+		}
+	}
+	for _, d := range o.Dists {
+		if _, err := synth.Dist(d); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+	for _, s := range splitList(*seeds) {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: --seeds %q: %v", errUsage, s, err)
+		}
+		o.Seeds = append(o.Seeds, v)
+	}
+	o.Log = e.log
+	res, err := jobs.Study(ctx, o)
+	if res != nil {
+		fmt.Fprintf(e.stdout, "%s\nTable: %s\n", res.Markdown(), filepath.Join(o.Out, "study.md"))
+	}
+	return err
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func cmdRun(ctx context.Context, e *env, args []string) error {

@@ -70,6 +70,7 @@ var commands = map[string]command{
 	"sr":         {"super-resolve LR images with trained SR weights (or bicubic)", cmdSR},
 	"eval":       {"PSNR and SSIM of SR images against ground truth", cmdEval},
 	"synth":      {"build a target set with a known degradation (--dist): real-LR set, HR set, validation pairs, truth.json", cmdSynth},
+	"study":      {"run the demo for every config, synth distribution and seed; tabulate PSNR/SSIM (mean ± std) and the learned spread", cmdStudy},
 	"diversity":  {"compare a PDM's sampled degradations with a target set's truth: spread, Wasserstein-1, histograms", cmdDiversity},
 	"presets":    {"list the built-in configs, or print one as YAML", cmdPresets},
 	"version":    {"print the version", cmdVersion},

@@ -37,10 +37,14 @@ type DemoOptions struct {
 	// synth.Dists name; default "default") when the demo builds its data.
 	// The demo then also trains the SR network on the true degradation
 	// (the oracle) and compares the learned distribution with the truth.
-	Dist     string
-	Metrics  *prometheus.Registry
-	Log      *slog.Logger
-	Progress io.Writer
+	Dist string
+	// Directories to use instead of those inside Out (a study shares them
+	// between runs): the demo data, and the runs that do not depend on the
+	// PDM: the bicubic-trained SR and the oracle SR. Empty: inside Out.
+	DataDir, BicubicOut, OracleOut string
+	Metrics                        *prometheus.Registry
+	Log                            *slog.Logger
+	Progress                       io.Writer
 }
 
 // DemoRow is one line of the results table.
@@ -88,6 +92,9 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	truth := ""
 	if hr == "" && lr == "" && valHR == "" && valLR == "" {
 		data := filepath.Join(o.Out, "data")
+		if o.DataDir != "" {
+			data = o.DataDir
+		}
 		var err error
 		if manifest, err = ensureDemoData(o.Photos, data, o.Dist, o.Log); err != nil {
 			return nil, err
@@ -99,6 +106,9 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 		return nil, errors.New("jobs: own data needs all of HR, LR, validation HR and validation LR directories")
 	}
 	pdmOut, bicOut := filepath.Join(o.Out, "pdm-sr"), filepath.Join(o.Out, "bicubic-sr")
+	if o.BicubicOut != "" {
+		bicOut = o.BicubicOut
+	}
 	o.Log.Info("demo: training PDM-SR", "steps", cfg.Steps, "out", pdmOut)
 	if err := train(ctx, cfg, hr, lr, truth, pdmOut, o); err != nil {
 		return nil, err
@@ -122,6 +132,9 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	if manifest != nil {
 		res.Dist = manifest.Params.Name
 		oracleOut := filepath.Join(o.Out, "oracle-sr")
+		if o.OracleOut != "" {
+			oracleOut = o.OracleOut
+		}
 		o.Log.Info("demo: training the same SR network on the true degradation (the oracle)", "dist", res.Dist, "out", oracleOut)
 		if err := trainOracle(ctx, cfg, manifest.Params, hr, oracleOut, o); err != nil {
 			return nil, err

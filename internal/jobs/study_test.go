@@ -1,0 +1,63 @@
+package jobs
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pdmflow/pdmflow/internal/testutil"
+	"github.com/pdmflow/pdmflow/trainer"
+)
+
+// TestStudy runs a 2 configs x 2 distributions x 2 seeds study at a tiny
+// scale: every cell has results, the runs that do not depend on the PDM
+// are shared between the configs, the table counts each seed once per
+// method, and a second call reads the cells instead of running them.
+func TestStudy(t *testing.T) {
+	photos, out := t.TempDir(), t.TempDir()
+	testutil.WriteImages(t, photos, 4, 384, 384, 5)
+	a, b := tinyConfig(2), tinyConfig(2)
+	a.HRCrop, b.HRCrop = 32, 32
+	a.Name, b.Name = "plain", "smooth"
+	b.Loss.KernelSmooth = 0.3
+	o := StudyOptions{Configs: []*trainer.Config{a, b}, Dists: []string{"default", "motion"}, Seeds: []uint64{1, 2},
+		Photos: photos, Out: out, Producers: 1, Log: slog.New(slog.DiscardHandler)}
+	res, err := Study(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Cells) != 8 {
+		t.Fatalf("%d cells", len(res.Cells))
+	}
+	shared, _ := filepath.Glob(filepath.Join(out, "shared", "bicubic-sr", "*", "s*"))
+	oracles, _ := filepath.Glob(filepath.Join(out, "shared", "oracle-sr", "*", "*", "s*"))
+	if len(shared) != 2 || len(oracles) != 4 {
+		t.Errorf("%d bicubic-SR runs (want one per seed) and %d oracle runs (one per distribution and seed)", len(shared), len(oracles))
+	}
+	md := res.Markdown()
+	for _, want := range []string{"| default | bicubic upsampling | 2 |", "| motion | PDM-SR, plain | 2 |", "| motion | PDM-SR, smooth | 2 |", "| default | oracle SR (trained on the true degradation) | 2 |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the table lacks %q:\n%s", want, md)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "study.md")); err != nil {
+		t.Error(err)
+	}
+	// Read again: nothing runs (a removed run directory is not rebuilt in
+	// read-only mode, and the others are read).
+	os.RemoveAll(filepath.Join(out, "runs", "smooth", "motion", "s2"))
+	o.ReadOnly = true
+	again, err := Study(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Cells) != 7 {
+		t.Errorf("read-only: %d cells, want the 7 with results", len(again.Cells))
+	}
+	if _, err := os.Stat(filepath.Join(out, "runs", "smooth", "motion", "s2")); err == nil {
+		t.Error("a read-only study ran a cell")
+	}
+}
