@@ -23,6 +23,7 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 	publishEvery := fs.Int("publish-every", 50, "with --source: steps between PDM weights publishes")
 	hr := fs.String("hr", "", "directory of high-resolution images (the images to degrade)")
 	lr := fs.String("lr", "", "directory of real low-resolution images (the degradation to learn)")
+	truth := fs.String("truth", "", "the real LR set's truth file, when its degradation is known (truth.json of pdmflow synth): reports then compare the learned distribution with it")
 	out := fs.String("out", "", "output directory: weights, checkpoint, pictures, log; a run resumes from its checkpoint")
 	preset := fs.String("preset", "cpu-small", "built-in config: "+strings.Join(trainer.Presets(), ", "))
 	config := fs.String("config", "", "YAML config file (overrides --preset; may start from one with 'base: NAME')")
@@ -62,7 +63,7 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 	if cfg.Degradation == trainer.DegradePDM && *lr == "" {
 		return fmt.Errorf("%w: --lr is required to learn a degradation (or use --degradation bicubic)", errUsage)
 	}
-	opts := trainer.Options{HRDir: *hr, LRDir: *lr, Out: *out, Log: e.log, Progress: e.stderr}
+	opts := trainer.Options{HRDir: *hr, LRDir: *lr, Out: *out, Log: e.log, Progress: e.stderr, Truth: *truth}
 	if streaming {
 		if err := conn.resolve(); err != nil {
 			return err
