@@ -183,8 +183,15 @@ func TestMonitor(t *testing.T) {
 	if last.WidthStd < 0.2 || last.Fill < 0.9 {
 		t.Errorf("healthy: %+v", last)
 	}
-	k, z := batch(0.01)
-	h := m.Observe(9, k, n, 21, 4, z, zDim, []float64{0.02, 0.02, 0.0201})
+	// A collapse is a warning once it persists, not at its first sign.
+	var h diversity.Health
+	for i := 0; i < 5; i++ {
+		k, z := batch(0.01)
+		h = m.Observe(9+i, k, n, 21, 4, z, zDim, []float64{0.02, 0.02, 0.0201})
+		if i == 0 && len(h.Warnings) > 0 {
+			t.Errorf("one collapsed batch already warns: %v", h.Warnings)
+		}
+	}
 	want := []string{diversity.WarnWidthCollapse, diversity.WarnNoiseCollapse, diversity.WarnOneKernel}
 	for _, w := range want {
 		if !hasWarning(h, w) {
@@ -199,7 +206,10 @@ func TestMonitor(t *testing.T) {
 			ring[i*441+u*21+v] += 1.0 / 12
 		}
 	}
-	h = m.Observe(10, ring, n, 21, 4, z, zDim, nil)
+	_, z := batch(0.01)
+	for i := 0; i < 5; i++ {
+		h = m.Observe(20+i, ring, n, 21, 4, z, zDim, nil)
+	}
 	if !hasWarning(h, diversity.WarnSparse) || !hasWarning(h, diversity.WarnAliasing) {
 		t.Errorf("rings: %v", h.Warnings)
 	}

@@ -166,13 +166,17 @@ type MonitorConfig struct {
 	// MinFill and MaxHFExcess: a mean Fill below, or a mean HFExcess above,
 	// says the kernels turned sparse and aliasing.
 	MinFill, MaxHFExcess float64
+	// Persist is how many observations in a row a condition must hold
+	// before it is a warning: one batch of 64 kernels (or 16 images) is a
+	// noisy measure, and a warning should mean a trend.
+	Persist int
 }
 
 // DefaultMonitorConfig are thresholds that stay quiet on the documented
 // synthetic distributions' true kernels (smooth Gaussians, disks,
 // segments) and catch a sparse ring.
 func DefaultMonitorConfig() MonitorConfig {
-	return MonitorConfig{CollapseFraction: 0.3, Warmup: 4, MinFill: 0.3, MaxHFExcess: 0.25}
+	return MonitorConfig{CollapseFraction: 0.3, Warmup: 4, MinFill: 0.3, MaxHFExcess: 0.25, Persist: 3}
 }
 
 // Warning kinds.
@@ -185,13 +189,19 @@ const (
 )
 
 // Monitor follows a PDM's distribution over training without a truth:
-// Observe measures a batch of kernels drawn from different latents and
-// keeps the running peaks its warnings compare with. Not safe for
+// Observe measures a batch of kernels drawn from different latents; its
+// warnings compare smoothed measures (each observation averaged with the
+// previous smoothed value) with their running peaks and thresholds, and
+// fire when a condition held Persist observations in a row. Not safe for
 // concurrent use.
 type Monitor struct {
-	cfg                           MonitorConfig
-	seen                          int
+	cfg  MonitorConfig
+	seen int
+	// Smoothed measures (the mean of each observation and the previous
+	// smoothed value) and the peaks of the smoothed spreads.
+	width, noise, pair, fill, hf  float64
 	peakWidth, peakNoise, peakPar float64
+	streak                        map[string]int // observations in a row a condition held
 }
 
 // NewMonitor makes a monitor.
@@ -230,31 +240,46 @@ func (m *Monitor) Observe(step int, k []float32, n, ks, scale int, z []float32, 
 		h.HFExcess += sh.HFExcess / float64(n)
 	}
 	m.seen++
+	smooth := func(prev *float64, x float64) float64 {
+		if m.seen == 1 {
+			*prev = x
+		} else {
+			*prev = (*prev + x) / 2
+		}
+		return *prev
+	}
+	width, noise, pair := smooth(&m.width, h.WidthStd), smooth(&m.noise, h.NoiseStd), smooth(&m.pair, h.PairRatio)
+	fill, hf := smooth(&m.fill, h.Fill), smooth(&m.hf, h.HFExcess)
 	if m.seen <= m.cfg.Warmup {
 		return h
 	}
-	m.peakWidth = math.Max(m.peakWidth, h.WidthStd)
-	m.peakNoise = math.Max(m.peakNoise, h.NoiseStd)
-	m.peakPar = math.Max(m.peakPar, h.PairRatio)
+	m.peakWidth = math.Max(m.peakWidth, width)
+	m.peakNoise = math.Max(m.peakNoise, noise)
+	m.peakPar = math.Max(m.peakPar, pair)
+	if m.streak == nil {
+		m.streak = map[string]int{}
+	}
 	f := m.cfg.CollapseFraction
-	warn := func(kind, format string, args ...any) {
-		h.Warnings = append(h.Warnings, kind+": "+fmt.Sprintf(format, args...))
+	check := func(kind string, cond bool, format string, args ...any) {
+		if !cond {
+			m.streak[kind] = 0
+			return
+		}
+		m.streak[kind]++
+		if m.streak[kind] >= max(1, m.cfg.Persist) {
+			h.Warnings = append(h.Warnings, kind+": "+fmt.Sprintf(format, args...))
+		}
 	}
-	if m.peakWidth > 0 && h.WidthStd < f*m.peakWidth {
-		warn(WarnWidthCollapse, "kernel width spread %.3g HR px is %.0f%% of its peak %.3g", h.WidthStd, 100*h.WidthStd/m.peakWidth, m.peakWidth)
-	}
-	if m.peakNoise > 0 && h.NoiseStd < f*m.peakNoise {
-		warn(WarnNoiseCollapse, "noise level spread %.3g is %.0f%% of its peak %.3g", h.NoiseStd, 100*h.NoiseStd/m.peakNoise, m.peakNoise)
-	}
-	if m.peakPar > 0 && h.PairRatio < f*m.peakPar {
-		warn(WarnOneKernel, "kernels of different z differ by %.3g per unit of z distance, %.0f%% of the peak %.3g: converging to one kernel", h.PairRatio, 100*h.PairRatio/m.peakPar, m.peakPar)
-	}
-	if h.Fill < m.cfg.MinFill {
-		warn(WarnSparse, "kernels fill %.2f of the taps a smooth kernel of their spread fills (below %.2f): sparse taps", h.Fill, m.cfg.MinFill)
-	}
-	if h.HFExcess > m.cfg.MaxHFExcess {
-		warn(WarnAliasing, "%.0f%% of the kernels' energy is above the LR Nyquist frequency beyond a smooth kernel's (above %.0f%%): aliasing", 100*h.HFExcess, 100*m.cfg.MaxHFExcess)
-	}
+	check(WarnWidthCollapse, m.peakWidth > 0 && width < f*m.peakWidth,
+		"kernel width spread %.3g HR px is %.0f%% of its peak %.3g", width, 100*width/m.peakWidth, m.peakWidth)
+	check(WarnNoiseCollapse, m.peakNoise > 0 && noise < f*m.peakNoise,
+		"noise level spread %.3g is %.0f%% of its peak %.3g", noise, 100*noise/m.peakNoise, m.peakNoise)
+	check(WarnOneKernel, m.peakPar > 0 && pair < f*m.peakPar,
+		"kernels of different z differ by %.3g per unit of z distance, %.0f%% of the peak %.3g: converging to one kernel", pair, 100*pair/m.peakPar, m.peakPar)
+	check(WarnSparse, fill < m.cfg.MinFill,
+		"kernels fill %.2f of the taps a smooth kernel of their spread fills (below %.2f): sparse taps", fill, m.cfg.MinFill)
+	check(WarnAliasing, hf > m.cfg.MaxHFExcess,
+		"%.0f%% of the kernels' energy is above the LR Nyquist frequency beyond a smooth kernel's (above %.0f%%): aliasing", 100*hf, 100*m.cfg.MaxHFExcess)
 	sort.Strings(h.Warnings)
 	return h
 }

@@ -35,6 +35,10 @@ const (
 func (t *Trainer) Save() error {
 	var extra []safetensors.Tensor
 	meta := map[string]string{metaStep: strconv.Itoa(t.step), metaPublished: strconv.Itoa(t.published)}
+	if len(t.versionSteps) > 0 {
+		vs, _ := json.Marshal(t.versionSteps)
+		meta[metaVersionSteps] = string(vs)
+	}
 	if t.ema != nil {
 		meta[metaEMAUpdates] = strconv.Itoa(t.ema.Updates)
 		for _, m := range t.PDMAvg.Modules() {
@@ -163,6 +167,11 @@ func (t *Trainer) restore() error {
 	if t.opt.Stream != nil {
 		if t.streamRestored, err = loadStreamState(w.File); err != nil {
 			return err
+		}
+	}
+	if vs, ok := w.File.Metadata[metaVersionSteps]; ok {
+		if err := json.Unmarshal([]byte(vs), &t.versionSteps); err != nil {
+			return fmt.Errorf("trainer: %s: bad %s: %w", path, metaVersionSteps, err)
 		}
 	}
 	t.step = step

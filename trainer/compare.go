@@ -61,7 +61,9 @@ func CompareOutputs(a, b string) ([]string, error) {
 }
 
 // LossLog reads a train_log.csv as one map per row, without the columns
-// that measure time (unix_time, step_s, wait_s).
+// that measure time (unix_time, step_s, wait_s) or the live stream's timing
+// (pair_age, pair_age_max: how old the producers' weights were, which a
+// replay, publishing nothing, does not know).
 func LossLog(path string) ([]map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -76,7 +78,7 @@ func LossLog(path string) ([]map[string]string, error) {
 	for _, r := range rows[min(1, len(rows)):] {
 		m := map[string]string{}
 		for i, h := range rows[0] {
-			if h == "unix_time" || h == "step_s" || h == "wait_s" || i >= len(r) {
+			if h == "unix_time" || h == "step_s" || h == "wait_s" || h == "pair_age" || h == "pair_age_max" || i >= len(r) {
 				continue
 			}
 			m[h] = r[i]

@@ -13,7 +13,9 @@ var csvColumns = []string{"step", "unix_time", "g_adv", "noise_reg", "noise_std"
 	"k_width", "k_width_std", "k_aniso_std", "k_pair_ratio", "k_fill", "k_hf_excess", "noise_level_std",
 	"w1_width", "spread_width", "w1_noise", "spread_noise",
 	// The priors, unweighted (when on).
-	"k_smooth", "k_radius", "mode_seek"}
+	"k_smooth", "k_radius", "mode_seek",
+	// Streamed pairs: the mean age of their weights, and the oldest, in steps.
+	"pair_age", "pair_age_max"}
 
 func (t *Trainer) openCSV() error {
 	path := filepath.Join(t.opt.Out, LogFile)

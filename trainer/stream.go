@@ -49,6 +49,7 @@ const (
 	metaStreamHeader = "pdmflow.stream.header"
 	metaStreamSeen   = "pdmflow.stream.seen"
 	metaPublished    = "pdmflow.weights.published_step"
+	metaVersionSteps = "pdmflow.weights.version_steps"
 	tensorPool       = "stream.pool.arrow"
 	tensorPoolSeqs   = "stream.pool.seqs"
 )
@@ -242,6 +243,10 @@ func (t *Trainer) publish(ctx context.Context) {
 		cancel()
 		if err == nil {
 			t.published, t.publishRetry = t.step, false
+			if t.versionSteps == nil {
+				t.versionSteps = map[uint64]int{}
+			}
+			t.versionSteps[ptr.Version] = t.step
 			t.m.Publishes.Inc()
 			t.m.WeightsVersion.Set(float64(ptr.Version))
 			lvl := slog.LevelDebug

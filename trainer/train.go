@@ -99,6 +99,11 @@ type Trainer struct {
 	streamRestored consumer.State
 	headerOK       bool
 	published      int // step of the last weights publish (-1: none yet)
+	// versionSteps is the step at which each weights version this run
+	// published was made: a streamed pair's age is the step it is trained
+	// at minus its version's.
+	versionSteps map[uint64]int
+	ageMax       int // the oldest pair trained since the last report
 	publishRetry   bool
 	publishNext    time.Time
 	publishBackoff time.Duration
@@ -512,6 +517,7 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 		return fmt.Errorf("trainer: SR step %d: %w", step, err)
 	}
 	if streamed != nil {
+		t.observeAges(streamed)
 		t.m.Pairs.Add(float64(len(streamed)))
 		if t.opt.Stream.OnTrained != nil {
 			t.opt.Stream.OnTrained(step, streamed)
@@ -624,6 +630,10 @@ func (t *Trainer) report() {
 		avg = append(avg, kv{"k_sigma", sp.MeanSigma}, kv{"k_sigma_std", sp.StdSigma}, kv{"k_aniso", sp.MeanAniso})
 	}
 	avg = append(avg, t.observeDiversity()...)
+	if t.cons != nil && len(t.versionSteps) > 0 {
+		avg = append(avg, kv{"pair_age_max", float64(t.ageMax)})
+		t.ageMax = 0
+	}
 	var fields []string
 	for _, f := range avg {
 		switch f.k {

@@ -81,6 +81,9 @@ type Trainer struct {
 	Publishes      prometheus.Counter
 	PublishErrors  prometheus.Counter
 	Losses         *prometheus.GaugeVec
+	// PairAge is the age, in training steps, of the weights that made each
+	// streamed pair when the SR step trains on it.
+	PairAge prometheus.Histogram
 	// Diversity is the learned degradation distribution's health
 	// (package diversity's Monitor and, with a truth, its distances).
 	Diversity *prometheus.GaugeVec
@@ -106,6 +109,8 @@ func NewTrainer(reg prometheus.Registerer) *Trainer {
 		Publishes:      f.counter("pdmflow_trainer_weights_publishes_total", "PDM weights versions published."),
 		PublishErrors:  f.counter("pdmflow_trainer_weights_publish_errors_total", "Weights publishes that failed (retried later)."),
 		Losses:         prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pdmflow_trainer_loss", Help: "Losses averaged over the last reporting interval."}, []string{"name"}),
+		PairAge: f.histogram("pdmflow_trainer_pair_age_steps", "Age in training steps of the weights that made each streamed pair, when the SR step trains on it (the step minus its weights version's).",
+			[]float64{0, 1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 200, 300, 500}),
 		Diversity: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pdmflow_trainer_diversity",
 			Help: "The learned degradation distribution at the last report: kernel width and its spread, pair ratio, fill, aliasing energy, noise level spread; with a truth file, Wasserstein-1 distances and spread ratios."}, []string{"name"}),
 		DiversityWarnings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pdmflow_trainer_diversity_warnings_total",
