@@ -102,8 +102,8 @@ type Trainer struct {
 	// versionSteps is the step at which each weights version this run
 	// published was made: a streamed pair's age is the step it is trained
 	// at minus its version's.
-	versionSteps map[uint64]int
-	ageMax       int // the oldest pair trained since the last report
+	versionSteps   map[uint64]int
+	ageMax         int // the oldest pair trained since the last report
 	publishRetry   bool
 	publishNext    time.Time
 	publishBackoff time.Duration
