@@ -155,6 +155,7 @@ func cmdStudy(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.Out, "out", "out/study", "output directory; a finished cell is read, not run again")
 	fs.IntVar(&o.Producers, "producers", 2, "producers per run")
 	fs.BoolVar(&o.ReadOnly, "read-only", false, "run nothing: tabulate the cells that have results")
+	fs.BoolVar(&o.CompareDirect, "compare-direct", false, "also train every cell's PDM-SR in a single process, without the stream, and score it beside the streamed one")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
@@ -236,6 +237,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&o.Producers, "producers", 2, "producers in this process, feeding the trainer through the embedded JetStream server")
 	fs.StringVar(&o.Dist, "dist", "default", "the demo data's degradation distribution (pdmflow synth --list); with it the demo also trains an oracle SR and compares the learned distribution with the truth")
 	seed := fs.Int64("seed", -1, "training seed (default: the config's); the demo data stay the same")
+	fs.BoolVar(&o.CompareDirect, "compare-direct", false, "also train PDM-SR in a single process, without the stream, and score it beside the streamed run")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address, e.g. :9090")
 	if err := parse(fs, c, e, args); err != nil {
 		return err

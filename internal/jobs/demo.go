@@ -42,9 +42,14 @@ type DemoOptions struct {
 	// between runs): the demo data, and the runs that do not depend on the
 	// PDM: the bicubic-trained SR and the oracle SR. Empty: inside Out.
 	DataDir, BicubicOut, OracleOut string
-	Metrics                        *prometheus.Registry
-	Log                            *slog.Logger
-	Progress                       io.Writer
+	// CompareDirect also trains PDM-SR in a single process, without the
+	// stream (trainer on local directories: the SR step trains on the
+	// averaged PDM's pairs of the same step), and scores it beside the
+	// streamed run: the cost of the stream, if any.
+	CompareDirect bool
+	Metrics       *prometheus.Registry
+	Log           *slog.Logger
+	Progress      io.Writer
 }
 
 // DemoRow is one line of the results table.
@@ -52,6 +57,9 @@ type DemoRow struct {
 	Method string  `json:"method"`
 	PSNR   float64 `json:"psnr"`
 	SSIM   float64 `json:"ssim"`
+	// Diversity compares the PDM of a PDM-SR row with the truth (a
+	// synthetic target set only).
+	Diversity *diversity.Report `json:"diversity,omitempty"`
 }
 
 // DemoResult is what the demo measured.
@@ -121,13 +129,24 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 		return nil, err
 	}
 	res := &DemoResult{Steps: cfg.Steps, Config: cfg.Name, Seed: cfg.Seed}
-	methods := []struct {
+	type method struct {
 		name, dir string
 		opts      SROptions
-	}{
-		{"bicubic upsampling", "bicubic", SROptions{Bicubic: true, Scale: cfg.Scale()}},
-		{"SR trained on bicubic pairs", "bicubic-sr", SROptions{Weights: filepath.Join(bicOut, trainer.SRFile), Tile: 128}},
-		{"PDM-SR (SR trained on PDM pairs)", "pdm-sr", SROptions{Weights: filepath.Join(pdmOut, trainer.SRFile), Tile: 128}},
+		pdm       string // the PDM of a PDM-SR row
+	}
+	methods := []method{
+		{"bicubic upsampling", "bicubic", SROptions{Bicubic: true, Scale: cfg.Scale()}, ""},
+		{"SR trained on bicubic pairs", "bicubic-sr", SROptions{Weights: filepath.Join(bicOut, trainer.SRFile), Tile: 128}, ""},
+		{"PDM-SR (SR trained on PDM pairs)", "pdm-sr", SROptions{Weights: filepath.Join(pdmOut, trainer.SRFile), Tile: 128}, filepath.Join(pdmOut, trainer.PDMFile)},
+	}
+	if o.CompareDirect {
+		directOut := filepath.Join(o.Out, "pdm-sr-direct")
+		o.Log.Info("demo: training PDM-SR in one process, without the stream", "out", directOut)
+		if err := trainDirect(ctx, cfg, hr, lr, truth, directOut, o); err != nil {
+			return nil, err
+		}
+		methods = append(methods, method{"PDM-SR, single process (no stream)", "pdm-sr-direct",
+			SROptions{Weights: filepath.Join(directOut, trainer.SRFile), Tile: 128}, filepath.Join(directOut, trainer.PDMFile)})
 	}
 	if manifest != nil {
 		res.Dist = manifest.Params.Name
@@ -139,10 +158,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 		if err := trainOracle(ctx, cfg, manifest.Params, hr, oracleOut, o); err != nil {
 			return nil, err
 		}
-		methods = append(methods, struct {
-			name, dir string
-			opts      SROptions
-		}{"oracle SR (trained on the true degradation)", "oracle-sr", SROptions{Weights: filepath.Join(oracleOut, trainer.SRFile), Tile: 128}})
+		methods = append(methods, method{"oracle SR (trained on the true degradation)", "oracle-sr", SROptions{Weights: filepath.Join(oracleOut, trainer.SRFile), Tile: 128}, ""})
 	}
 	var outs []string
 	for _, m := range methods {
@@ -157,7 +173,22 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 			return nil, err
 		}
 		res.ValPairs = len(ev.Images)
-		res.Rows = append(res.Rows, DemoRow{Method: m.name, PSNR: ev.PSNR, SSIM: ev.SSIM})
+		row := DemoRow{Method: m.name, PSNR: ev.PSNR, SSIM: ev.SSIM}
+		if m.pdm != "" && manifest != nil {
+			sub := "diversity"
+			if m.dir != "pdm-sr" {
+				sub = filepath.Join("diversity", m.dir)
+			}
+			dv, err := Diversity(DiversityOptions{Weights: m.pdm, Truth: truth, HR: hr, HRCrop: cfg.HRCrop, Samples: 512, Seed: 1, Out: filepath.Join(o.Out, sub)})
+			if err != nil {
+				return nil, err
+			}
+			row.Diversity = dv.Report
+			if m.dir == "pdm-sr" {
+				res.Diversity = dv.Report
+			}
+		}
+		res.Rows = append(res.Rows, row)
 		outs = append(outs, m.opts.Out)
 	}
 	res.Kernels = filepath.Join(pdmOut, trainer.KernelsFile)
@@ -170,12 +201,6 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	}
 	if manifest != nil {
 		res.True = trueKernels(manifest)
-		dv, err := Diversity(DiversityOptions{Weights: filepath.Join(pdmOut, trainer.PDMFile), Truth: truth, HR: hr,
-			HRCrop: cfg.HRCrop, Samples: 512, Seed: 1, Out: filepath.Join(o.Out, "diversity")})
-		if err != nil {
-			return nil, err
-		}
-		res.Diversity = dv.Report
 	}
 	res.Comparison = filepath.Join(o.Out, "comparison.png")
 	if err := comparison(valLR, valHR, outs, cfg.Scale(), res.Comparison); err != nil {
@@ -200,6 +225,17 @@ func train(ctx context.Context, cfg *trainer.Config, hr, lr, truth, out string, 
 		Config: cfg, Run: "demo-" + cfg.Degradation, HR: hr, LR: lr, Out: out, Truth: truth,
 		Producers: o.Producers, Log: o.Log, Progress: o.Progress, Registry: o.Metrics,
 	})
+}
+
+// trainDirect trains PDM-SR in this process on local directories, without
+// the stream.
+func trainDirect(ctx context.Context, cfg *trainer.Config, hr, lr, truth, out string, o DemoOptions) error {
+	t, err := trainer.New(cfg, trainer.Options{HRDir: hr, LRDir: lr, Out: out, Truth: truth, Log: o.Log, Progress: o.Progress})
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	return t.Run(ctx)
 }
 
 // trainOracle trains the SR network of cfg on pairs made with the true

@@ -32,8 +32,11 @@ type StudyOptions struct {
 	// ReadOnly reads the cells that have results and runs nothing (the
 	// table of a study in progress).
 	ReadOnly bool
-	Log      *slog.Logger
-	Progress io.Writer
+	// CompareDirect also trains every cell's PDM-SR in a single process
+	// (DemoOptions.CompareDirect).
+	CompareDirect bool
+	Log           *slog.Logger
+	Progress      io.Writer
 }
 
 // StudyCell is one demo run of a study.
@@ -107,10 +110,10 @@ func Study(ctx context.Context, o StudyOptions) (*StudyResult, error) {
 					key := srKey(&cfg)
 					o.Log.Info("study: running", "config", cfg.Name, "dist", dist, "seed", seed, "cell", done+1, "of", total, "out", out)
 					r, err := Demo(ctx, DemoOptions{Photos: o.Photos, Out: out, Config: &cfg, Producers: o.Producers, Dist: dist,
-						DataDir:    filepath.Join(o.Out, "data", dist),
-						BicubicOut: filepath.Join(o.Out, "shared", "bicubic-sr", key, fmt.Sprintf("s%d", seed)),
-						OracleOut:  filepath.Join(o.Out, "shared", "oracle-sr", dist, key, fmt.Sprintf("s%d", seed)),
-						Log:        o.Log, Progress: o.Progress})
+						DataDir:       filepath.Join(o.Out, "data", dist),
+						BicubicOut:    filepath.Join(o.Out, "shared", "bicubic-sr", key, fmt.Sprintf("s%d", seed)),
+						OracleOut:     filepath.Join(o.Out, "shared", "oracle-sr", dist, key, fmt.Sprintf("s%d", seed)),
+						CompareDirect: o.CompareDirect, Log: o.Log, Progress: o.Progress})
 					if err != nil {
 						return res, fmt.Errorf("jobs: study cell %s/%s/s%d: %w", cfg.Name, dist, seed, err)
 					}
@@ -215,8 +218,12 @@ func (r *StudyResult) Markdown() string {
 				a := get(k)
 				a[0].add(row.PSNR)
 				a[1].add(row.SSIM)
-				if k.config != "" && c.Result.Diversity != nil {
-					w, n := c.Result.Diversity.Get(diversity.Width), c.Result.Diversity.Get(diversity.Noise)
+				dv := row.Diversity
+				if dv == nil && row.Method == "PDM-SR (SR trained on PDM pairs)" {
+					dv = c.Result.Diversity // results written before rows carried theirs
+				}
+				if k.config != "" && dv != nil {
+					w, n := dv.Get(diversity.Width), dv.Get(diversity.Noise)
 					a[2].add(w.SpreadRatio)
 					a[3].add(w.W1)
 					a[4].add(n.SpreadRatio)
@@ -228,7 +235,10 @@ func (r *StudyResult) Markdown() string {
 		for _, k := range order {
 			a := rows[k]
 			name := k.method
-			if k.config != "" {
+			switch {
+			case k.config != "" && strings.Contains(k.method, "single process"):
+				name = "PDM-SR single process, " + k.config
+			case k.config != "":
 				name = "PDM-SR, " + k.config
 			}
 			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %s |\n", dist, name, len(a[0].v), a[0], a[1].format("%.4f"),

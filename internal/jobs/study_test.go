@@ -24,7 +24,7 @@ func TestStudy(t *testing.T) {
 	a.Name, b.Name = "plain", "smooth"
 	b.Loss.KernelSmooth = 0.3
 	o := StudyOptions{Configs: []*trainer.Config{a, b}, Dists: []string{"default", "motion"}, Seeds: []uint64{1, 2},
-		Photos: photos, Out: out, Producers: 1, Log: slog.New(slog.DiscardHandler)}
+		Photos: photos, Out: out, Producers: 1, CompareDirect: true, Log: slog.New(slog.DiscardHandler)}
 	res, err := Study(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +38,7 @@ func TestStudy(t *testing.T) {
 		t.Errorf("%d bicubic-SR runs (want one per seed) and %d oracle runs (one per distribution and seed)", len(shared), len(oracles))
 	}
 	md := res.Markdown()
-	for _, want := range []string{"| default | bicubic upsampling | 2 |", "| motion | PDM-SR, plain | 2 |", "| motion | PDM-SR, smooth | 2 |", "| default | oracle SR (trained on the true degradation) | 2 |"} {
+	for _, want := range []string{"| default | bicubic upsampling | 2 |", "| motion | PDM-SR, plain | 2 |", "| motion | PDM-SR, smooth | 2 |", "| default | PDM-SR single process, plain | 2 |", "| default | oracle SR (trained on the true degradation) | 2 |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the table lacks %q:\n%s", want, md)
 		}
