@@ -138,6 +138,14 @@ type Config struct {
 	// pool, so a replay must use the same size: it is recorded in the run's
 	// config.yaml.
 	StreamPool int `yaml:"stream_pool,omitempty" json:"stream_pool,omitempty"`
+	// PublishEvery is the number of steps between weights publishes to the
+	// producers of a streamed run (0: the command's default, 25 in
+	// `pdmflow run`, 50 in `train --source`), and LagBudget how many
+	// messages producers may run ahead of the trainer (0: 4 in `run`, 16 in
+	// `produce`). Together they bound how old the weights of a trained pair
+	// are (the trainer reports it: pair_age).
+	PublishEvery int `yaml:"publish_every,omitempty" json:"publish_every,omitempty"`
+	LagBudget    int `yaml:"lag_budget,omitempty" json:"lag_budget,omitempty"`
 	// Intervals in steps (0 disables): progress lines, kernel/sample
 	// pictures, checkpoints.
 	LogEvery        int `yaml:"log_every" json:"log_every"`
@@ -227,6 +235,9 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Loss.validate(c)...)
 	if c.PDMEMA < 0 || c.PDMEMA >= 1 {
 		errs = append(errs, fmt.Errorf("pdm_ema %g outside [0, 1)", c.PDMEMA))
+	}
+	if c.PublishEvery < 0 || c.LagBudget < 0 {
+		errs = append(errs, fmt.Errorf("publish_every %d and lag_budget %d must not be negative", c.PublishEvery, c.LagBudget))
 	}
 	if c.PDMEMAKernelOnly && c.PDMEMA == 0 {
 		errs = append(errs, errors.New("pdm_ema_kernel_only needs pdm_ema"))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -155,7 +156,7 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&pc.HRSize, "hr-size", 0, "HR crop side (default: the config's hr_crop)")
 	seed := fs.Int64("seed", -1, "run seed (default: the config's)")
 	fs.IntVar(&pc.BatchPairs, "batch-pairs", 0, "pairs per message (default: about 2 MiB per message)")
-	fs.IntVar(&pc.LagBudget, "lag-budget", 16, "pause while the trainer has more than this many messages pending")
+	fs.IntVar(&pc.LagBudget, "lag-budget", 0, "pause while the trainer has more than this many messages pending (default: the config's lag_budget, else 16)")
 	fs.StringVar(&pc.Consumer, "consumer", "", "the trainer's durable consumer to watch for lag (default trainer-RUN)")
 	fs.IntVar(&pc.MaxBatches, "batches", 0, "stop after this many batches (default: until interrupted)")
 	fs.DurationVar(&pc.AckTimeout, "ack-timeout", 0, "publish a batch again (same message id) when JetStream has not acked it after this long (default 15s)")
@@ -193,6 +194,9 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 	}
 	if pc.HRSize == 0 {
 		pc.HRSize = cfg.HRCrop
+	}
+	if pc.LagBudget == 0 {
+		pc.LagBudget = cmp.Or(cfg.LagBudget, 16)
 	}
 	pc.Seed = cfg.Seed
 	if *seed >= 0 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -20,7 +21,7 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 	source := fs.String("source", "", "train on the pair stream of this NATS server (nats://host:port; same as --nats-url) instead of --hr")
 	run := fs.String("run", "", "with --source: run id the producers publish under")
 	storeURL := fs.String("store", "", "with --source: blob store for the PDM weights (file://DIR or s3://bucket/prefix)")
-	publishEvery := fs.Int("publish-every", 50, "with --source: steps between PDM weights publishes")
+	publishEvery := fs.Int("publish-every", 0, "with --source: steps between PDM weights publishes (default: the config's publish_every, else 50)")
 	hr := fs.String("hr", "", "directory of high-resolution images (the images to degrade)")
 	lr := fs.String("lr", "", "directory of real low-resolution images (the degradation to learn)")
 	truth := fs.String("truth", "", "the real LR set's truth file, when its degradation is known (truth.json of pdmflow synth): reports then compare the learned distribution with it")
@@ -90,7 +91,7 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 				Subject:   producer.SubjectFor(conn.stream.Subject, *run, "*"),
 				PoolPairs: cfg.PoolPairs(),
 			},
-			PublishEvery: *publishEvery,
+			PublishEvery: cmp.Or(*publishEvery, cfg.PublishEvery, 50),
 			Metrics:      metrics.NewTrainer(promReg),
 		}
 		if cfg.TrainsPDM() {

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -64,10 +65,10 @@ func Pipeline(ctx context.Context, o PipelineOptions) error {
 		o.Producers = 2
 	}
 	if o.PublishEvery <= 0 {
-		o.PublishEvery = 25
+		o.PublishEvery = cmp.Or(cfg.PublishEvery, 25)
 	}
 	if o.LagBudget <= 0 {
-		o.LagBudget = 4
+		o.LagBudget = cmp.Or(cfg.LagBudget, 4)
 	}
 	if o.BatchPairs <= 0 {
 		o.BatchPairs = cfg.Batch
