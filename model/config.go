@@ -70,7 +70,15 @@ type DiscConfig struct {
 	// lacks the spread of a real batch (issue 13). False: the official
 	// PatchGAN.
 	BatchStd bool `yaml:"batch_std" json:"batch_std"`
+	// Pack makes the discriminator judge Pack samples at once, stacked
+	// along the channels (PacGAN, Lin et al. 2018): a pack of fakes that
+	// all look alike is told from a pack of reals that differ, which a
+	// discriminator of one sample cannot do (issue 13). 0 or 1: one sample.
+	Pack int `yaml:"pack,omitempty" json:"pack,omitempty"`
 }
+
+// pack is the number of samples the discriminator judges at once.
+func (c DiscConfig) pack() int { return max(1, c.Pack) }
 
 // SRConfig configures the EDSR super-resolution network (pdm-spec §4).
 type SRConfig struct {
@@ -139,8 +147,8 @@ func (c PDMConfig) Validate() error {
 
 // Validate reports the first setting that cannot work.
 func (c DiscConfig) Validate() error {
-	if c.NF < 1 || c.Out < 1 || (c.Stride != 1 && c.Stride != 2) {
-		return fmt.Errorf("model: discriminator config nf %d out %d stride %d", c.NF, c.Out, c.Stride)
+	if c.NF < 1 || c.Out < 1 || (c.Stride != 1 && c.Stride != 2) || c.Pack < 0 || c.Pack > 8 {
+		return fmt.Errorf("model: discriminator config nf %d out %d stride %d pack %d", c.NF, c.Out, c.Stride, c.Pack)
 	}
 	return nil
 }

@@ -11,7 +11,8 @@ import (
 // Discriminator is the PatchGAN of pdm-spec §3: five 3x3 convolutions,
 // LeakyReLU(0.2), InstanceNorm (no affine) on layers 2-4, stride Stride on
 // layers 2 and 3, a map of Out channels per patch. With Cfg.BatchStd the
-// minibatch standard deviation comes before the last convolution.
+// minibatch standard deviation comes before the last convolution; with
+// Cfg.Pack it judges packs of samples stacked along the channels.
 type Discriminator struct {
 	Cfg    DiscConfig
 	M      *Module // "disc.*"
@@ -26,7 +27,7 @@ func NewDiscriminator(cfg DiscConfig, dt tensor.Dtype, seed uint64) (*Discrimina
 	r := rand.New(rand.NewPCG(seed, 0xd15c))
 	d := &Discriminator{Cfg: cfg, M: NewModule("disc", dt)}
 	nf := cfg.NF
-	d.layers[0] = d.M.newConv(r, "conv0", 3, nf, 3, 1, true)
+	d.layers[0] = d.M.newConv(r, "conv0", 3*cfg.pack(), nf, 3, 1, true)
 	d.layers[1] = d.M.newConv(r, "conv1", nf, 2*nf, 3, cfg.Stride, true)
 	d.layers[2] = d.M.newConv(r, "conv2", 2*nf, 4*nf, 3, cfg.Stride, true)
 	d.layers[3] = d.M.newConv(r, "conv3", 4*nf, 8*nf, 3, 1, true)
@@ -38,8 +39,21 @@ func NewDiscriminator(cfg DiscConfig, dt tensor.Dtype, seed uint64) (*Discrimina
 	return d, nil
 }
 
-// Forward adds the discriminator's patch map of x (N x 3 x h x w).
+// Forward adds the discriminator's patch map of x (N x 3 x h x w); with
+// Cfg.Pack p the map is of the N/p packs of p consecutive samples (N must
+// be a multiple of p).
 func (d *Discriminator) Forward(g *Graph, x *G.Node) *G.Node {
+	if p := d.Cfg.pack(); p > 1 && x != nil {
+		n, c, hh, ww, ok := g.shape4("discriminator", x)
+		if !ok {
+			return nil
+		}
+		if n%p != 0 {
+			g.fail(fmt.Errorf("model: discriminator packs %d samples, the batch has %d", p, n))
+			return nil
+		}
+		x = g.Reshape(x, n/p, c*p, hh, ww)
+	}
 	h := g.applyConv(x, d.layers[0], lrelu)
 	for _, c := range d.layers[1:4] {
 		h = g.applyConv(h, c, ident)

@@ -236,6 +236,9 @@ func (c *Config) Validate() error {
 	if c.PDMEMA < 0 || c.PDMEMA >= 1 {
 		errs = append(errs, fmt.Errorf("pdm_ema %g outside [0, 1)", c.PDMEMA))
 	}
+	if p := c.Disc.Pack; p > 1 && c.TrainsPDM() && c.Batch%p != 0 {
+		errs = append(errs, fmt.Errorf("disc.pack %d must divide the batch %d", p, c.Batch))
+	}
 	if c.PublishEvery < 0 || c.LagBudget < 0 {
 		errs = append(errs, fmt.Errorf("publish_every %d and lag_budget %d must not be negative", c.PublishEvery, c.LagBudget))
 	}

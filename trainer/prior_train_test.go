@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -83,4 +84,21 @@ func equal(a, b []float32) bool {
 		}
 	}
 	return true
+}
+
+// TestPackedDiscriminatorTrains trains with a discriminator that judges
+// pairs of samples (disc.pack 2), and refuses a batch it cannot pack.
+func TestPackedDiscriminatorTrains(t *testing.T) {
+	hr, lr := testData(t)
+	cfg := tinyConfig()
+	cfg.Batch, cfg.Disc.Pack = 4, 2
+	tr := runTrainer(t, cfg, hr, lr, filepath.Join(t.TempDir(), "out"))
+	if tr.Step() != cfg.Steps {
+		t.Fatalf("stopped at step %d", tr.Step())
+	}
+	bad := tinyConfig()
+	bad.Batch, bad.Disc.Pack = 3, 2
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "pack") {
+		t.Errorf("batch 3 with pack 2: %v", err)
+	}
 }
