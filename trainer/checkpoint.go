@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,6 +27,8 @@ const (
 const (
 	metaStep       = "pdmflow.step"
 	metaEMAUpdates = "pdmflow.ema.updates"
+	metaBestPSNR   = "pdmflow.val.best_psnr"
+	metaBestStep   = "pdmflow.val.best_step"
 	emaPrefix      = "ema."
 )
 
@@ -38,6 +41,10 @@ func (t *Trainer) Save() error {
 	if len(t.versionSteps) > 0 {
 		vs, _ := json.Marshal(t.versionSteps)
 		meta[metaVersionSteps] = string(vs)
+	}
+	if !math.IsInf(t.bestPSNR, -1) {
+		meta[metaBestPSNR] = strconv.FormatFloat(t.bestPSNR, 'g', -1, 64)
+		meta[metaBestStep] = strconv.Itoa(t.bestStep)
 	}
 	if t.ema != nil {
 		meta[metaEMAUpdates] = strconv.Itoa(t.ema.Updates)
@@ -168,6 +175,12 @@ func (t *Trainer) restore() error {
 		if t.streamRestored, err = loadStreamState(w.File); err != nil {
 			return err
 		}
+	}
+	if b, ok := w.File.Metadata[metaBestPSNR]; ok {
+		if t.bestPSNR, err = strconv.ParseFloat(b, 64); err != nil {
+			return fmt.Errorf("trainer: %s: bad %s %q", path, metaBestPSNR, b)
+		}
+		t.bestStep, _ = strconv.Atoi(w.File.Metadata[metaBestStep])
 	}
 	if vs, ok := w.File.Metadata[metaVersionSteps]; ok {
 		if err := json.Unmarshal([]byte(vs), &t.versionSteps); err != nil {

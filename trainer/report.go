@@ -15,7 +15,9 @@ var csvColumns = []string{"step", "unix_time", "g_adv", "noise_reg", "noise_std"
 	// The priors, unweighted (when on).
 	"k_smooth", "k_radius", "mode_seek",
 	// Streamed pairs: the mean age of their weights, and the oldest, in steps.
-	"pair_age", "pair_age_max"}
+	"pair_age", "pair_age_max",
+	// Validation (Options.Val), at the reports after it ran.
+	"val_psnr", "val_ssim"}
 
 func (t *Trainer) openCSV() error {
 	path := filepath.Join(t.opt.Out, LogFile)

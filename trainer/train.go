@@ -45,6 +45,9 @@ type Options struct {
 	// for the network and budget). It degrades hr (3 x s x s in [0,1]) into
 	// lr (3 x s/scale x s/scale), drawing from r.
 	Degrade func(lr, hr []float32, s int, r *rand.Rand) error
+	// Val, when set, scores the SR network on validation pairs every
+	// Val.Every steps and at the end, and keeps the best weights.
+	Val *ValOptions
 	// Truth, when set, is the truth file of the real LR set (a synthetic
 	// target set's truth.json): every report then compares the learned
 	// distribution with it (Wasserstein-1 and spread ratio of the kernel
@@ -91,6 +94,11 @@ type Trainer struct {
 	monWarned map[string]bool
 	truth     diversity.Sample
 
+	// Validation pairs (Options.Val), and the best PSNR so far and its step.
+	val      []valPair
+	bestPSNR float64
+	bestStep int
+
 	// Streaming (Options.Stream).
 	m              *metrics.Trainer
 	cons           *consumer.Consumer
@@ -132,7 +140,19 @@ func New(cfg *Config, opt Options) (*Trainer, error) {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	t := &Trainer{cfg: cfg, opt: opt, log: opt.Log, published: -1, m: metrics.NewTrainer(nil)}
+	t := &Trainer{cfg: cfg, opt: opt, log: opt.Log, published: -1, m: metrics.NewTrainer(nil), bestPSNR: math.Inf(-1)}
+	if opt.Val != nil {
+		if err := opt.Val.check(); err != nil {
+			return nil, err
+		}
+		if opt.Val.Border == 0 {
+			opt.Val.Border = 4
+		}
+		var err error
+		if t.val, err = loadVal(opt.Val, cfg.Scale()); err != nil {
+			return nil, err
+		}
+	}
 	var err error
 	if opt.Stream == nil {
 		if t.hr, err = dataset.Load(opt.HRDir, cfg.HRCrop, opt.Log); err != nil {
@@ -586,6 +606,15 @@ func (t *Trainer) Run(ctx context.Context) error {
 		t.m.Steps.Inc()
 		t.step++
 		t.publish(ctx)
+		if t.val != nil && (every(t.opt.Val.Every, t.step) || t.step == c.Steps) {
+			vals, err := t.validate()
+			if err != nil {
+				return err
+			}
+			for _, v := range vals {
+				t.acc.add(v.k, v.v)
+			}
+		}
 		if every(c.LogEvery, t.step) || t.step == c.Steps {
 			t.report()
 		}

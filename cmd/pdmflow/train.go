@@ -24,6 +24,9 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 	publishEvery := fs.Int("publish-every", 0, "with --source: steps between PDM weights publishes (default: the config's publish_every, else 50)")
 	hr := fs.String("hr", "", "directory of high-resolution images (the images to degrade)")
 	lr := fs.String("lr", "", "directory of real low-resolution images (the degradation to learn)")
+	valHR := fs.String("val-hr", "", "validation ground truth: score the SR network while it trains (with --val-lr; same base names)")
+	valLR := fs.String("val-lr", "", "validation LR images (with --val-hr)")
+	valEvery := fs.Int("val-every", 0, "steps between validations (default: the config's sample_every; the last step always)")
 	truth := fs.String("truth", "", "the real LR set's truth file, when its degradation is known (truth.json of pdmflow synth): reports then compare the learned distribution with it")
 	out := fs.String("out", "", "output directory: weights, checkpoint, pictures, log; a run resumes from its checkpoint")
 	preset := fs.String("preset", "cpu-small", "built-in config: "+strings.Join(trainer.Presets(), ", "))
@@ -65,6 +68,15 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%w: --lr is required to learn a degradation (or use --degradation bicubic)", errUsage)
 	}
 	opts := trainer.Options{HRDir: *hr, LRDir: *lr, Out: *out, Log: e.log, Progress: e.stderr, Truth: *truth}
+	if (*valHR == "") != (*valLR == "") {
+		return fmt.Errorf("%w: give both --val-hr and --val-lr, or neither", errUsage)
+	}
+	if *valEvery < 0 {
+		return fmt.Errorf("%w: --val-every must not be negative", errUsage)
+	}
+	if *valHR != "" {
+		opts.Val = &trainer.ValOptions{HR: *valHR, LR: *valLR, Every: cmp.Or(*valEvery, cfg.SampleEvery)}
+	}
 	if streaming {
 		if err := conn.resolve(); err != nil {
 			return err

@@ -118,14 +118,17 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 		bicOut = o.BicubicOut
 	}
 	o.Log.Info("demo: training PDM-SR", "steps", cfg.Steps, "out", pdmOut)
-	if err := train(ctx, cfg, hr, lr, truth, pdmOut, o); err != nil {
+	// The PDM-SR run is scored on the validation pairs while it trains
+	// (its train_log.csv: val_psnr, val_ssim).
+	val := &trainer.ValOptions{HR: valHR, LR: valLR, Every: cfg.SampleEvery}
+	if err := train(ctx, cfg, hr, lr, truth, pdmOut, val, o); err != nil {
 		return nil, err
 	}
 	bic := *cfg
 	bic.Degradation = trainer.DegradeBicubic
 	bic.Name = cfg.Name + "-bicubic"
 	o.Log.Info("demo: training the same SR network on bicubic pairs", "steps", bic.Steps, "out", bicOut)
-	if err := train(ctx, &bic, hr, "", "", bicOut, o); err != nil {
+	if err := train(ctx, &bic, hr, "", "", bicOut, nil, o); err != nil {
 		return nil, err
 	}
 	res := &DemoResult{Steps: cfg.Steps, Config: cfg.Name, Seed: cfg.Seed}
@@ -220,9 +223,9 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 // train runs one training job through the stream: an embedded JetStream
 // server, a file store, o.Producers producers and the trainer in this
 // process, the same code paths as a distributed deployment.
-func train(ctx context.Context, cfg *trainer.Config, hr, lr, truth, out string, o DemoOptions) error {
+func train(ctx context.Context, cfg *trainer.Config, hr, lr, truth, out string, val *trainer.ValOptions, o DemoOptions) error {
 	return Pipeline(ctx, PipelineOptions{
-		Config: cfg, Run: "demo-" + cfg.Degradation, HR: hr, LR: lr, Out: out, Truth: truth,
+		Config: cfg, Run: "demo-" + cfg.Degradation, HR: hr, LR: lr, Out: out, Truth: truth, Val: val,
 		Producers: o.Producers, Log: o.Log, Progress: o.Progress, Registry: o.Metrics,
 	})
 }

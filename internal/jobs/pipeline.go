@@ -55,6 +55,8 @@ type PipelineOptions struct {
 	OnProducers func([]*producer.Producer)
 	// Truth is the real LR set's truth file (trainer.Options.Truth).
 	Truth string
+	// Val scores the SR network while it trains (trainer.Options.Val).
+	Val *trainer.ValOptions
 }
 
 // Pipeline runs producers and the trainer until the trainer has done its
@@ -162,7 +164,7 @@ func Pipeline(ctx context.Context, o PipelineOptions) error {
 		c.StreamPool = max(4*cfg.Batch, 2*o.BatchPairs)
 		cfg = &c
 	}
-	t, err := trainer.New(cfg, trainer.Options{LRDir: o.LR, Out: o.Out, Log: o.Log, Progress: o.Progress, Truth: o.Truth, Stream: &trainer.StreamOptions{
+	t, err := trainer.New(cfg, trainer.Options{LRDir: o.LR, Out: o.Out, Log: o.Log, Progress: o.Progress, Truth: o.Truth, Val: o.Val, Stream: &trainer.StreamOptions{
 		JS: js,
 		Consumer: consumer.Config{
 			Stream: o.Stream.Name, Durable: durable, Subject: producer.SubjectFor(o.Stream.Subject, o.Run, "*"),

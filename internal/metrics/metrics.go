@@ -81,6 +81,8 @@ type Trainer struct {
 	Publishes      prometheus.Counter
 	PublishErrors  prometheus.Counter
 	Losses         *prometheus.GaugeVec
+	// ValPSNR and ValSSIM are the last validation's scores.
+	ValPSNR, ValSSIM prometheus.Gauge
 	// PairAge is the age, in training steps, of the weights that made each
 	// streamed pair when the SR step trains on it.
 	PairAge prometheus.Histogram
@@ -109,6 +111,8 @@ func NewTrainer(reg prometheus.Registerer) *Trainer {
 		Publishes:      f.counter("pdmflow_trainer_weights_publishes_total", "PDM weights versions published."),
 		PublishErrors:  f.counter("pdmflow_trainer_weights_publish_errors_total", "Weights publishes that failed (retried later)."),
 		Losses:         prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pdmflow_trainer_loss", Help: "Losses averaged over the last reporting interval."}, []string{"name"}),
+		ValPSNR: f.gauge("pdmflow_trainer_val_psnr_db", "Mean RGB PSNR of the SR network on the validation pairs at the last validation."),
+		ValSSIM: f.gauge("pdmflow_trainer_val_ssim", "Mean RGB SSIM of the SR network on the validation pairs at the last validation."),
 		PairAge: f.histogram("pdmflow_trainer_pair_age_steps", "Age in training steps of the weights that made each streamed pair, when the SR step trains on it (the step minus its weights version's).",
 			[]float64{0, 1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 200, 300, 500}),
 		Diversity: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pdmflow_trainer_diversity",
