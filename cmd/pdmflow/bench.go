@@ -187,7 +187,7 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if *child != "" {
-		o := bench.Options{Iters: *iters, Warmup: benchWarmup, Progress: e.stderr, DeviceBatches: dv.batches, MaxBatch: dv.maxBatch}
+		o := bench.Options{Iters: *iters, Warmup: benchWarmup, Progress: e.progress, DeviceBatches: dv.batches, MaxBatch: dv.maxBatch}
 		if dv.gpu() {
 			dev, err := dv.open(e)
 			if err != nil {

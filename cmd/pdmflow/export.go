@@ -81,7 +81,7 @@ func cmdExport(ctx context.Context, e *env, args []string) error {
 	}
 	defer closeConn()
 
-	meter := &progress.Meter{Out: e.stderr, Unit: "messages"}
+	meter := &progress.Meter{Out: e.progress, Unit: "messages"}
 	meter.Start(0)
 	var mu sync.Mutex
 	last := time.Now()

@@ -15,7 +15,7 @@ import (
 
 func cmdDegrade(ctx context.Context, e *env, args []string) error {
 	fs, c := newFlags(e, "degrade", "degrade --weights PDM.safetensors --in DIR --out DIR [--seed S] [--per-image K]")
-	o := jobs.DegradeOptions{Log: e.log, Progress: e.stderr}
+	o := jobs.DegradeOptions{Log: e.log, Progress: e.progress}
 	fs.StringVar(&o.Weights, "weights", "", "PDM weights (pdm.safetensors from a training run)")
 	fs.StringVar(&o.In, "in", "", "directory of HR images")
 	fs.StringVar(&o.Out, "out", "", "directory for the LR images and degradations.json")
@@ -39,7 +39,7 @@ func cmdDegrade(ctx context.Context, e *env, args []string) error {
 
 func cmdSR(ctx context.Context, e *env, args []string) error {
 	fs, c := newFlags(e, "sr", "sr --weights SR.safetensors --in DIR --out DIR   (or --bicubic --scale S)")
-	o := jobs.SROptions{Progress: e.stderr}
+	o := jobs.SROptions{Progress: e.progress}
 	fs.StringVar(&o.Weights, "weights", "", "SR weights (sr.safetensors from a training run)")
 	fs.BoolVar(&o.Bicubic, "bicubic", false, "bicubic upsampling instead of a network")
 	fs.IntVar(&o.Scale, "scale", 4, "upsampling factor with --bicubic")
@@ -145,7 +145,7 @@ func cmdDiversity(ctx context.Context, e *env, args []string) error {
 
 func cmdStudy(ctx context.Context, e *env, args []string) error {
 	fs, c := newFlags(e, "study", "study --out DIR [--configs FILE,...] [--presets NAME,...] [--dists all|NAME,...] [--seeds 1,2,3] [--read-only]")
-	o := jobs.StudyOptions{Progress: e.stderr}
+	o := jobs.StudyOptions{Progress: e.progress}
 	configs := fs.String("configs", "", "comma-separated config files, the variants compared (each with a distinct name)")
 	presets := fs.String("presets", "", "comma-separated built-in configs, compared too (default cpu-small when no --configs)")
 	dists := fs.String("dists", "all", "comma-separated synth distributions, or all")
@@ -224,7 +224,7 @@ func splitList(s string) []string {
 
 func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs, c := newFlags(e, "run", "run [--out DIR] [--preset NAME | --config FILE] [--steps N] [--seed S] [--dist NAME | --hr DIR --lr DIR --val-hr DIR --val-lr DIR]")
-	o := jobs.DemoOptions{Progress: e.stderr}
+	o := jobs.DemoOptions{Progress: e.progress}
 	fs.StringVar(&o.Photos, "photos", "data/photos", "photographs to build the demo data from")
 	fs.StringVar(&o.Out, "out", "out/demo", "output directory (a finished stage is not redone)")
 	preset := fs.String("preset", "cpu-small", "built-in config")

@@ -27,6 +27,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/pdmflow/pdmflow/internal/progress"
 	"github.com/pdmflow/pdmflow/kernels"
 )
 
@@ -53,6 +54,9 @@ type env struct {
 	stdout, stderr io.Writer
 	log            *slog.Logger
 	stopProfile    func()
+	// progress is where long work reports progress: stderr as text, or
+	// JSON log records with --log-json.
+	progress *progress.Writer
 }
 
 type command struct {
@@ -116,7 +120,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return exitUsage
 	}
-	e := &env{stdout: stdout, stderr: stderr, log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	e := &env{stdout: stdout, stderr: stderr, log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		progress: progress.NewWriter(stderr)}
 	err := c.run(ctx, e, args[1:])
 	if e.stopProfile != nil {
 		e.stopProfile()
@@ -179,6 +184,7 @@ func parse(fs *flag.FlagSet, c *common, e *env, args []string) error {
 	opts := &slog.HandlerOptions{Level: lvl}
 	if c.logJSON {
 		e.log = slog.New(slog.NewJSONHandler(e.stderr, opts))
+		e.progress.SetJSON(e.log)
 	} else {
 		e.log = slog.New(slog.NewTextHandler(e.stderr, opts))
 	}

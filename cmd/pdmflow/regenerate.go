@@ -125,7 +125,7 @@ func cmdRegenerate(ctx context.Context, e *env, args []string) error {
 	}
 	var weights *store.Bucket
 	pdms := map[string]*model.PDM{}
-	meter := &progress.Meter{Out: e.stderr, Unit: "messages", Total: len(picks)}
+	meter := &progress.Meter{Out: e.progress, Unit: "messages", Total: len(picks)}
 	meter.Start(0)
 	checked, differ := 0, 0
 	devices := map[string]int{} // messages made by a device other than the CPU reference
