@@ -206,7 +206,11 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 		res.True = trueKernels(manifest)
 	}
 	res.Comparison = filepath.Join(o.Out, "comparison.png")
-	if err := comparison(valLR, valHR, outs, cfg.Scale(), res.Comparison); err != nil {
+	var labels []string
+	for _, m := range methods {
+		labels = append(labels, m.dir)
+	}
+	if err := comparison(valLR, valHR, outs, labels, cfg.Scale(), res.Comparison); err != nil {
 		return nil, err
 	}
 	res.Seconds = time.Since(start).Seconds()
@@ -334,52 +338,6 @@ func (r *DemoResult) Markdown() string {
 		b.WriteString(".\n")
 	}
 	return b.String()
-}
-
-// comparison writes a picture of up to 4 validation images: LR (nearest
-// upsampled), each method's SR, and the ground truth, side by side, each a
-// 64x64 crop from the centre.
-func comparison(valLR, valHR string, outs []string, scale int, path string) error {
-	gts, err := imageio.List(valHR)
-	if err != nil {
-		return err
-	}
-	const crop = 64
-	n := min(4, len(gts))
-	cols := len(outs) + 2
-	cell := crop + 4
-	w, h := cols*cell+4, n*cell+4
-	im := &imageio.Image{W: w, H: h, Pix: make([]uint8, 3*w*h)}
-	for i := range im.Pix {
-		im.Pix[i] = 255
-	}
-	for i := 0; i < n; i++ {
-		gt, err := imageio.Load(gts[i])
-		if err != nil {
-			return err
-		}
-		lr, err := imageio.Load(filepath.Join(valLR, filepath.Base(gts[i])))
-		if err != nil {
-			return err
-		}
-		x0, y0 := max(0, gt.W/2-crop/2), max(0, gt.H/2-crop/2)
-		if gt.W < crop || gt.H < crop {
-			continue
-		}
-		tiles := []*imageio.Image{upNearest(lr, scale).Crop(x0, y0, crop, crop)}
-		for _, o := range outs {
-			sr, err := imageio.Load(filepath.Join(o, stem(gts[i])+".png"))
-			if err != nil {
-				return err
-			}
-			tiles = append(tiles, sr.Crop(x0, y0, crop, crop))
-		}
-		tiles = append(tiles, gt.Crop(x0, y0, crop, crop))
-		for j, t := range tiles {
-			paste(im, t, 4+j*cell, 4+i*cell)
-		}
-	}
-	return im.Save(path)
 }
 
 func upNearest(im *imageio.Image, s int) *imageio.Image {
