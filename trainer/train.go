@@ -45,6 +45,8 @@ type Options struct {
 	// for the network and budget). It degrades hr (3 x s x s in [0,1]) into
 	// lr (3 x s/scale x s/scale), drawing from r.
 	Degrade func(lr, hr []float32, s int, r *rand.Rand) error
+	// Version is the pdmflow version recorded in the run's RunFile.
+	Version string
 	// Val, when set, scores the SR network on validation pairs every
 	// Val.Every steps and at the end, and keeps the best weights.
 	Val *ValOptions
@@ -561,6 +563,9 @@ func (t *Trainer) Run(ctx context.Context) error {
 	c := t.cfg
 	if err := os.WriteFile(filepath.Join(t.opt.Out, "config.yaml"), c.YAML(), 0o644); err != nil {
 		return fmt.Errorf("trainer: %w", err)
+	}
+	if err := t.recordStart(); err != nil {
+		return err
 	}
 	if err := t.openCSV(); err != nil {
 		return err

@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -87,5 +88,35 @@ func TestValidationWhileTraining(t *testing.T) {
 	}
 	if _, err := New(cfg, Options{HRDir: hr, LRDir: lr, Out: t.TempDir(), Val: &ValOptions{HR: vhr}}); err == nil {
 		t.Error("validation without LR images was accepted")
+	}
+}
+
+// TestRunRecord: every start of a run (the first and each resume) is
+// recorded with the version, the GEMM kernel, the step and the seed.
+func TestRunRecord(t *testing.T) {
+	hr, lr := testData(t)
+	out := filepath.Join(t.TempDir(), "out")
+	for _, steps := range []int{2, 4} {
+		c := *tinyConfig()
+		c.Steps = steps
+		tr, err := New(&c, Options{HRDir: hr, LRDir: lr, Out: out, Version: "v-test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Run(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		tr.Close()
+	}
+	b, err := os.ReadFile(filepath.Join(out, RunFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec RunRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.Starts) != 2 || rec.Starts[0].Step != 0 || rec.Starts[1].Step != 2 || rec.Starts[1].Version != "v-test" || rec.Starts[0].GemmKernel == "" {
+		t.Errorf("run record %+v", rec)
 	}
 }

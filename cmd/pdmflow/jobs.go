@@ -145,7 +145,7 @@ func cmdDiversity(ctx context.Context, e *env, args []string) error {
 
 func cmdStudy(ctx context.Context, e *env, args []string) error {
 	fs, c := newFlags(e, "study", "study --out DIR [--configs FILE,...] [--presets NAME,...] [--dists all|NAME,...] [--seeds 1,2,3] [--read-only]")
-	o := jobs.StudyOptions{Progress: e.progress}
+	o := jobs.StudyOptions{Progress: e.progress, Version: version}
 	configs := fs.String("configs", "", "comma-separated config files, the variants compared (each with a distinct name)")
 	presets := fs.String("presets", "", "comma-separated built-in configs, compared too (default cpu-small when no --configs)")
 	dists := fs.String("dists", "all", "comma-separated synth distributions, or all")
@@ -224,7 +224,7 @@ func splitList(s string) []string {
 
 func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs, c := newFlags(e, "run", "run [--out DIR] [--preset NAME | --config FILE] [--steps N] [--seed S] [--dist NAME | --hr DIR --lr DIR --val-hr DIR --val-lr DIR]")
-	o := jobs.DemoOptions{Progress: e.progress}
+	o := jobs.DemoOptions{Progress: e.progress, Version: version}
 	fs.StringVar(&o.Photos, "photos", "data/photos", "photographs to build the demo data from")
 	fs.StringVar(&o.Out, "out", "out/demo", "output directory (a finished stage is not redone)")
 	preset := fs.String("preset", "cpu-small", "built-in config")

@@ -93,7 +93,7 @@ func cmdReplay(ctx context.Context, e *env, args []string) error {
 	}
 	// No weights are published: a replay must not move the live run's
 	// pointer.
-	t, err := trainer.New(cfg, trainer.Options{LRDir: *lr, Out: *out, Log: e.log, Progress: e.progress, Stream: so})
+	t, err := trainer.New(cfg, trainer.Options{LRDir: *lr, Out: *out, Log: e.log, Progress: e.progress, Stream: so, Version: version})
 	if err != nil {
 		return err
 	}

@@ -67,7 +67,7 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 	if cfg.Degradation == trainer.DegradePDM && *lr == "" {
 		return fmt.Errorf("%w: --lr is required to learn a degradation (or use --degradation bicubic)", errUsage)
 	}
-	opts := trainer.Options{HRDir: *hr, LRDir: *lr, Out: *out, Log: e.log, Progress: e.progress, Truth: *truth}
+	opts := trainer.Options{HRDir: *hr, LRDir: *lr, Out: *out, Log: e.log, Progress: e.progress, Truth: *truth, Version: version}
 	if (*valHR == "") != (*valLR == "") {
 		return fmt.Errorf("%w: give both --val-hr and --val-lr, or neither", errUsage)
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/pdmflow/pdmflow/diversity"
 	"github.com/pdmflow/pdmflow/internal/imageio"
 	"github.com/pdmflow/pdmflow/internal/synth"
+	"github.com/pdmflow/pdmflow/kernels"
 	"github.com/pdmflow/pdmflow/model"
 	"github.com/pdmflow/pdmflow/trainer"
 )
@@ -48,8 +50,10 @@ type DemoOptions struct {
 	// streamed run: the cost of the stream, if any.
 	CompareDirect bool
 	Metrics       *prometheus.Registry
-	Log           *slog.Logger
-	Progress      io.Writer
+	// Version is the pdmflow version recorded in results.json.
+	Version  string
+	Log      *slog.Logger
+	Progress io.Writer
 }
 
 // DemoRow is one line of the results table.
@@ -57,6 +61,8 @@ type DemoRow struct {
 	Method string  `json:"method"`
 	PSNR   float64 `json:"psnr"`
 	SSIM   float64 `json:"ssim"`
+	// Images are the per-image scores behind the means.
+	Images []ImageScore `json:"images,omitempty"`
 	// Diversity compares the PDM of a PDM-SR row with the truth (a
 	// synthetic target set only).
 	Diversity *diversity.Report `json:"diversity,omitempty"`
@@ -64,16 +70,24 @@ type DemoRow struct {
 
 // DemoResult is what the demo measured.
 type DemoResult struct {
-	Rows       []DemoRow     `json:"rows"`
-	Dist       string        `json:"dist,omitempty"` // the synthetic target set's distribution
-	Seed       uint64        `json:"seed"`
-	ValPairs   int           `json:"val_pairs"`
-	Steps      int           `json:"steps"`
-	Config     string        `json:"config"`
-	Kernels    string        `json:"kernels_png"`
-	Comparison string        `json:"comparison_png"`
-	Learned    *KernelReport `json:"learned_kernels,omitempty"`
-	True       *KernelReport `json:"true_kernels,omitempty"`
+	Rows []DemoRow `json:"rows"`
+	Dist string    `json:"dist,omitempty"` // the synthetic target set's distribution
+	Seed uint64    `json:"seed"`
+	// Provenance: the pdmflow version (with its commit), the Go version,
+	// the GEMM kernel the CPU used, the seed of the synthetic data, and the
+	// full resolved config of the PDM-SR run.
+	Version    string          `json:"version"`
+	GoVersion  string          `json:"go_version"`
+	GemmKernel string          `json:"gemm_kernel"`
+	DataSeed   uint64          `json:"data_seed,omitempty"`
+	FullConfig *trainer.Config `json:"config_full"`
+	ValPairs   int             `json:"val_pairs"`
+	Steps      int             `json:"steps"`
+	Config     string          `json:"config"`
+	Kernels    string          `json:"kernels_png"`
+	Comparison string          `json:"comparison_png"`
+	Learned    *KernelReport   `json:"learned_kernels,omitempty"`
+	True       *KernelReport   `json:"true_kernels,omitempty"`
 	// Diversity compares the learned distribution with the truth (a
 	// synthetic target set only).
 	Diversity *diversity.Report `json:"diversity,omitempty"`
@@ -131,7 +145,11 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 	if err := train(ctx, &bic, hr, "", "", bicOut, nil, o); err != nil {
 		return nil, err
 	}
-	res := &DemoResult{Steps: cfg.Steps, Config: cfg.Name, Seed: cfg.Seed}
+	res := &DemoResult{Steps: cfg.Steps, Config: cfg.Name, Seed: cfg.Seed, Version: o.Version, GoVersion: runtime.Version(),
+		GemmKernel: kernels.GemmKernel(), FullConfig: cfg}
+	if manifest != nil {
+		res.DataSeed = manifest.Seed
+	}
 	type method struct {
 		name, dir string
 		opts      SROptions
@@ -176,7 +194,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 			return nil, err
 		}
 		res.ValPairs = len(ev.Images)
-		row := DemoRow{Method: m.name, PSNR: ev.PSNR, SSIM: ev.SSIM}
+		row := DemoRow{Method: m.name, PSNR: ev.PSNR, SSIM: ev.SSIM, Images: ev.Images}
 		if m.pdm != "" && manifest != nil {
 			sub := "diversity"
 			if m.dir != "pdm-sr" {
@@ -229,7 +247,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 // process, the same code paths as a distributed deployment.
 func train(ctx context.Context, cfg *trainer.Config, hr, lr, truth, out string, val *trainer.ValOptions, o DemoOptions) error {
 	return Pipeline(ctx, PipelineOptions{
-		Config: cfg, Run: "demo-" + cfg.Degradation, HR: hr, LR: lr, Out: out, Truth: truth, Val: val,
+		Config: cfg, Run: "demo-" + cfg.Degradation, HR: hr, LR: lr, Out: out, Truth: truth, Val: val, Version: o.Version,
 		Producers: o.Producers, Log: o.Log, Progress: o.Progress, Registry: o.Metrics,
 	})
 }
@@ -237,7 +255,7 @@ func train(ctx context.Context, cfg *trainer.Config, hr, lr, truth, out string, 
 // trainDirect trains PDM-SR in this process on local directories, without
 // the stream.
 func trainDirect(ctx context.Context, cfg *trainer.Config, hr, lr, truth, out string, o DemoOptions) error {
-	t, err := trainer.New(cfg, trainer.Options{HRDir: hr, LRDir: lr, Out: out, Truth: truth, Log: o.Log, Progress: o.Progress})
+	t, err := trainer.New(cfg, trainer.Options{HRDir: hr, LRDir: lr, Out: out, Truth: truth, Log: o.Log, Progress: o.Progress, Version: o.Version})
 	if err != nil {
 		return err
 	}
@@ -252,7 +270,7 @@ func trainOracle(ctx context.Context, cfg *trainer.Config, p synth.Params, hr, o
 	oc := *cfg
 	oc.Degradation = trainer.DegradeBicubic
 	oc.Name = cfg.Name + "-oracle"
-	t, err := trainer.New(&oc, trainer.Options{HRDir: hr, Out: out, Log: o.Log, Progress: o.Progress,
+	t, err := trainer.New(&oc, trainer.Options{HRDir: hr, Out: out, Log: o.Log, Progress: o.Progress, Version: o.Version,
 		Degrade: func(lr, x []float32, s int, r *rand.Rand) error {
 			d := p.Sample(r)
 			y, _, _, err := p.Apply(x, s, s, &d, r)

@@ -23,7 +23,7 @@ func TestDemoOnSynthTarget(t *testing.T) {
 	testutil.WriteImages(t, photos, 4, 384, 384, 5)
 	cfg := tinyConfig(4)
 	cfg.HRCrop = 32
-	o := DemoOptions{Photos: photos, Out: out, Config: cfg, Producers: 1, Dist: "defocus", Log: slog.New(slog.DiscardHandler)}
+	o := DemoOptions{Photos: photos, Out: out, Config: cfg, Producers: 1, Dist: "defocus", Version: "v-test", Log: slog.New(slog.DiscardHandler)}
 	res, err := Demo(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +52,16 @@ func TestDemoOnSynthTarget(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(out, "results.json"))
 	if err := json.Unmarshal(b, &back); err != nil || back.Diversity == nil {
 		t.Errorf("results.json: %v", err)
+	}
+	// Provenance: the version, the full config, the seeds, the GEMM kernel
+	// and every image's scores.
+	if back.Version != "v-test" || back.FullConfig == nil || back.FullConfig.Batch != cfg.Batch || back.GemmKernel == "" || back.DataSeed == 0 ||
+		len(back.Rows[2].Images) != back.ValPairs {
+		t.Errorf("provenance: version %q, config %v, gemm %q, data seed %d, %d image scores for %d pairs",
+			back.Version, back.FullConfig != nil, back.GemmKernel, back.DataSeed, len(back.Rows[2].Images), back.ValPairs)
+	}
+	if _, err := os.Stat(filepath.Join(out, "pdm-sr", "run.json")); err != nil {
+		t.Error(err)
 	}
 	// A second run finds every stage done and gives the same scores.
 	again, err := Demo(context.Background(), o)

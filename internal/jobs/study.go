@@ -32,6 +32,7 @@ type StudyOptions struct {
 	// ReadOnly reads the cells that have results and runs nothing (the
 	// table of a study in progress).
 	ReadOnly bool
+	Version  string // recorded in each cell's results.json
 	// CompareDirect also trains every cell's PDM-SR in a single process
 	// (DemoOptions.CompareDirect).
 	CompareDirect bool
@@ -113,7 +114,7 @@ func Study(ctx context.Context, o StudyOptions) (*StudyResult, error) {
 						DataDir:       filepath.Join(o.Out, "data", dist),
 						BicubicOut:    filepath.Join(o.Out, "shared", "bicubic-sr", key, fmt.Sprintf("s%d", seed)),
 						OracleOut:     filepath.Join(o.Out, "shared", "oracle-sr", dist, key, fmt.Sprintf("s%d", seed)),
-						CompareDirect: o.CompareDirect, Log: o.Log, Progress: o.Progress})
+						CompareDirect: o.CompareDirect, Version: o.Version, Log: o.Log, Progress: o.Progress})
 					if err != nil {
 						return res, fmt.Errorf("jobs: study cell %s/%s/s%d: %w", cfg.Name, dist, seed, err)
 					}
