@@ -50,7 +50,7 @@ func shifted(img []uint8, h, w, dy, dx int, fill uint8) []uint8 {
 // TestY: the BT.601 luma of hand-computed colours: black 16, white 235,
 // pure red 16 + 65.481, and a mixed colour.
 func TestY(t *testing.T) {
-	rgb := []uint8{0, 255, 255, 0, 10, /* G */ 0, 255, 0, 255, 20, /* B */ 0, 255, 0, 0, 30}
+	rgb := []uint8{0, 255, 255, 0, 10 /* G */, 0, 255, 0, 255, 20 /* B */, 0, 255, 0, 0, 30}
 	want := []float64{16, 235, 16 + 65.481, 16 + 128.553, 16 + (65.481*10+128.553*20+24.966*30)/255}
 	got := Y(rgb, 1, 5)
 	for i := range want {
