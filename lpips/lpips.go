@@ -277,6 +277,22 @@ func isSafetensors(b []byte) bool {
 	return n > 0 && n <= uint64(len(b)-8) && b[8] == '{'
 }
 
+// Tensors returns the network's weights under the names New reads first:
+// torchvision's features.{0,3,6,8,10}.weight and .bias and the lpips
+// package's lin{0..4}.model.1.weight.
+func (n *Net) Tensors() map[string]Tensor {
+	out := map[string]Tensor{}
+	in := 3
+	for i, l := range layers {
+		c := n.Channels[i]
+		out[convName(i)+".weight"] = Tensor{Shape: []int{c, in, l.k, l.k}, Data: n.w[i]}
+		out[convName(i)+".bias"] = Tensor{Shape: []int{c}, Data: n.b[i]}
+		out[linName(i)] = Tensor{Shape: []int{1, c, 1, 1}, Data: n.lin[i]}
+		in = c
+	}
+	return out
+}
+
 // MinSize is the smallest image side the network accepts: the last
 // max-pool needs a 3x3 input.
 const MinSize = 31

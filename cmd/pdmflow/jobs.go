@@ -355,3 +355,40 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		res.Kernels, cols, res.Comparison, strings.Join([]string{filepath.Join(o.Out, "results.md"), filepath.Join(o.Out, "results.json")}, ", "))
 	return nil
 }
+
+func cmdImport(ctx context.Context, e *env, args []string) error {
+	fs, c := newFlags(e, "import", "import --in FILE.pth --kind pdm|disc|edsr --out FILE.safetensors  (or --kind lpips --in ALEXNET,ALEX.pth)")
+	var o jobs.ImportOptions
+	in := fs.String("in", "", "the official code's checkpoint (.pth: torch.save's zip or legacy format; read without running code); for --kind lpips, comma-separated weights files to merge")
+	fs.StringVar(&o.Kind, "kind", "", "pdm (DegModel: kernel and noise networks), disc (PatchGAN discriminator), edsr (EDSR, mean shifts folded), lpips (AlexNet features + lin layers into one file)")
+	fs.StringVar(&o.Out, "out", "", "pdmflow weights file to write")
+	fs.IntVar(&o.Scale, "scale", 4, "pdm: the scale factor")
+	fs.StringVar(&o.NoiseMode, "noise-mode", "", "pdm: how the noise network's input was made (mixed, z-only, content-only); default: 6 input channels mixed, 3 z-only")
+	fs.IntVar(&o.Stride, "stride", 0, "disc: the stride of layers 2 and 3 (2 when PDM trained alone, 1 in joint training); required")
+	fs.Float64Var(&o.ResScale, "res-scale", 1, "edsr: residual scaling (1 for EDSR-baseline)")
+	fs.StringVar(&o.Prefix, "prefix", "", "use only the tensors under this key of the checkpoint (\"params\" for {\"params\": state_dict})")
+	if err := parse(fs, c, e, args); err != nil {
+		return err
+	}
+	if err := required(map[string]string{"in": *in, "kind": o.Kind, "out": o.Out}); err != nil {
+		return err
+	}
+	switch o.Kind {
+	case "pdm", "disc", "edsr", jobs.KindLPIPS:
+	default:
+		return fmt.Errorf("%w: --kind %q: pdm, disc, edsr or lpips", errUsage, o.Kind)
+	}
+	if o.Kind == "disc" && o.Stride != 1 && o.Stride != 2 {
+		return fmt.Errorf("%w: --kind disc needs --stride 1 or 2 (not in the weights)", errUsage)
+	}
+	o.In = splitList(*in)
+	res, err := jobs.Import(o)
+	if err != nil {
+		return err
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(e.stdout, "note: %s\n", n)
+	}
+	fmt.Fprintf(e.stdout, "%s weights, config %s: %s\n", res.Kind, res.Config, o.Out)
+	return nil
+}
