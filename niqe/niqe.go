@@ -96,7 +96,7 @@ func Extract(gray []float64, h, w, block int) ([]Patch, error) {
 	}
 	rows, cols := h/block, w/block
 	if rows < 1 || cols < 1 {
-		return nil, fmt.Errorf("niqe: a %dx%d image has no whole %dx%d block", w, h, block, block)
+		return nil, fmt.Errorf("%w: a %dx%d image has no whole %dx%d block", ErrTooFewPatches, w, h, block, block)
 	}
 	ch, cw := rows*block, cols*block
 	im := make([]float64, ch*cw)
@@ -376,7 +376,8 @@ func (m *Model) Save(path string) error {
 }
 
 // ErrTooFewPatches is returned for an image with fewer than two patches
-// without a NaN feature: their covariance is undefined.
+// without a NaN feature (their covariance is undefined), no whole block at
+// all, or a fit with too few patches.
 var ErrTooFewPatches = errors.New("niqe: fewer than two usable patches")
 
 // Score is the NIQE of a gray image (values on the [0, 255] scale) against
@@ -579,7 +580,8 @@ func NewFitter(o FitOptions) (*Fitter, error) {
 }
 
 // Add adds a pristine image's patches that pass the sharpness threshold,
-// and returns how many.
+// and returns how many. An image without a whole block gives an error
+// wrapping ErrTooFewPatches and adds nothing.
 func (f *Fitter) Add(gray []float64, h, w int) (int, error) {
 	ps, err := Extract(gray, h, w, f.opt.Block)
 	if err != nil {

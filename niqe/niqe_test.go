@@ -363,7 +363,7 @@ func TestModelFile(t *testing.T) {
 	if _, err := m.Score(make([]float64, 100*150), 100, 150); !errors.Is(err, ErrTooFewPatches) {
 		t.Errorf("one block: %v", err)
 	}
-	if _, err := m.Score(make([]float64, 90*150), 90, 150); err == nil || !strings.Contains(err.Error(), "no whole 96x96 block") {
+	if _, err := m.Score(make([]float64, 90*150), 90, 150); !errors.Is(err, ErrTooFewPatches) || !strings.Contains(err.Error(), "no whole 96x96 block") {
 		t.Errorf("no block: %v", err)
 	}
 }

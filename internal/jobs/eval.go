@@ -233,7 +233,8 @@ type NIQEFitOptions struct {
 }
 
 // NIQEFit fits a NIQE pristine model on every image of o.Pristine (in gray
-// levels as MATLAB's rgb2gray) and writes it to o.Out.
+// levels as MATLAB's rgb2gray) and writes it to o.Out. Images without a
+// whole block are skipped (and logged).
 func NIQEFit(ctx context.Context, o NIQEFitOptions) (*niqe.Model, error) {
 	f, err := niqe.NewFitter(niqe.FitOptions{Block: o.Block, Sharpness: o.Sharpness})
 	if err != nil {
@@ -254,6 +255,13 @@ func NIQEFit(ctx context.Context, o NIQEFitOptions) (*niqe.Model, error) {
 			return nil, err
 		}
 		kept, err := f.Add(niqe.Gray(im.Pix, im.H, im.W), im.H, im.W)
+		if errors.Is(err, niqe.ErrTooFewPatches) {
+			if o.Log != nil {
+				o.Log.Warn("niqe-fit: image skipped", "image", p, "reason", err)
+			}
+			meter.Print(i+1, filepath.Base(p))
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("jobs: %s: %w", p, err)
 		}

@@ -30,7 +30,7 @@ func photoCrop(t *testing.T, name string, x0, y0, w, h int) *imageio.Image {
 
 // evalDirs writes SR images (photo crops) and ground truths (the same
 // crops moved by (dy, dx) = (2, -1) and darkened a little) into two
-// directories, plus one SR image too small for NIQE.
+// directories, plus two SR images too small for NIQE (one block, none).
 func evalDirs(t *testing.T) (sr, gt string) {
 	t.Helper()
 	sr, gt = filepath.Join(t.TempDir(), "sr"), filepath.Join(t.TempDir(), "gt")
@@ -39,7 +39,7 @@ func evalDirs(t *testing.T) (sr, gt string) {
 	for _, c := range []struct {
 		name, photo string
 		x, y, w, h  int
-	}{{"chelsea", "chelsea.png", 40, 20, 232, 208}, {"coffee", "coffee.png", 100, 60, 208, 232}, {"small", "astronaut.png", 200, 200, 120, 104}} {
+	}{{"chelsea", "chelsea.png", 40, 20, 232, 208}, {"coffee", "coffee.png", 100, 60, 208, 232}, {"small", "astronaut.png", 200, 200, 120, 104}, {"tiny", "astronaut.png", 10, 10, 64, 64}} {
 		a := photoCrop(t, c.photo, c.x, c.y, c.w, c.h)
 		b := photoCrop(t, c.photo, c.x-1, c.y+2, c.w, c.h) // gt(y, x) = sr(y+2, x-1)
 		for i, v := range b.Pix {
@@ -113,6 +113,10 @@ func TestEvalMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// An image without a whole block is skipped, not fatal.
+	if err := photoCrop(t, "coffee.png", 0, 0, 90, 90).Save(filepath.Join(pristine, "small.png")); err != nil {
+		t.Fatal(err)
+	}
 	modelPath := filepath.Join(t.TempDir(), "niqe", "model.json")
 	fitted, err := NIQEFit(context.Background(), NIQEFitOptions{Pristine: pristine, Out: modelPath})
 	if err != nil {
@@ -135,7 +139,7 @@ func TestEvalMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Channel != "y" || res.Shift != 3 || !reflect.DeepEqual(res.NIQESkipped, []string{"small"}) || len(res.Images) != 3 {
+	if res.Channel != "y" || res.Shift != 3 || !reflect.DeepEqual(res.NIQESkipped, []string{"small", "tiny"}) || len(res.Images) != 4 {
 		t.Fatalf("result %+v", res)
 	}
 	var sumNIQE float64
@@ -150,7 +154,7 @@ func TestEvalMetrics(t *testing.T) {
 		if sc.LPIPS == nil || *sc.LPIPS != d {
 			t.Errorf("%s: LPIPS %v, lpips %g", sc.Name, sc.LPIPS, d)
 		}
-		if sc.Name == "small" {
+		if sc.Name == "small" || sc.Name == "tiny" {
 			if sc.NIQE != nil {
 				t.Errorf("small: NIQE %g", *sc.NIQE)
 			}
