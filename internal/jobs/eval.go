@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -212,14 +211,6 @@ func EvalWith(ctx context.Context, o EvalOptions) (*EvalResult, error) {
 		return nil, fmt.Errorf("jobs: no image of %s is large enough for NIQE: after the %d-pixel border crop it needs at least two %dx%d blocks", o.SR, o.Border, model.BlockSize, model.BlockSize)
 	}
 	return res, nil
-}
-
-// Value returns *p, or NaN for an absent metric.
-func Value(p *float64) float64 {
-	if p == nil {
-		return math.NaN()
-	}
-	return *p
 }
 
 // NIQEFitOptions configure NIQEFit.
