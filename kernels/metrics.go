@@ -8,14 +8,45 @@ import (
 // Image-quality metrics as the PDM evaluation computes them on RGB images
 // with 8-bit values (taken as float64 in [0, 255]). Images are planar
 // C x H x W uint8 slices; border pixels are cropped from every side first.
+// PSNRFloat and SSIMFloat compute the same on float64 planes whose values
+// are on the same [0, 255] scale (a Y channel, say), and give the uint8
+// functions' results for integer values.
 
-func checkMetric(name string, a, b []uint8, c, h, w, border int) {
+// Pixel is the element type of the metrics' planes.
+type Pixel interface{ ~uint8 | ~float64 }
+
+func checkMetric[T Pixel](name string, a, b []T, c, h, w, border int) {
 	if c < 1 || h < 1 || w < 1 || border < 0 {
 		panic(fmt.Sprintf("kernels: %s: bad image shape %dx%dx%d or border %d", name, c, h, w, border))
 	}
 	if len(a) != c*h*w || len(b) != c*h*w {
 		panic(fmt.Sprintf("kernels: %s: images have %d and %d values, %dx%dx%d needs %d", name, len(a), len(b), c, h, w, c*h*w))
 	}
+}
+
+// PSNRFloat is PSNR of float64 planes with values on the [0, 255] scale.
+func PSNRFloat(a, b []float64, c, h, w, border int) float64 {
+	checkMetric("PSNRFloat", a, b, c, h, w, border)
+	hc, wc := h-2*border, w-2*border
+	if hc < 1 || wc < 1 {
+		return math.NaN()
+	}
+	var sse float64
+	for ch := range c {
+		for y := border; y < h-border; y++ {
+			off := (ch*h+y)*w + border
+			ra, rb := a[off:][:wc], b[off:][:wc]
+			for x, va := range ra {
+				d := va - rb[x]
+				sse += d * d
+			}
+		}
+	}
+	if sse == 0 {
+		return math.Inf(1)
+	}
+	mse := sse / float64(c*hc*wc)
+	return 20 * math.Log10(255/math.Sqrt(mse))
 }
 
 // PSNR is 20*log10(255/sqrt(MSE)) with the mean squared error taken over
@@ -79,7 +110,7 @@ func ssimValue(mx, my, mxx, myy, mxy float64) float64 {
 
 // ssimRef is the reference SSIM: every entry of the map from direct 2-D
 // window sums with the 2-D Gaussian of fspecial.
-func ssimRef(a, b []uint8, c, h, w, border int) float64 {
+func ssimRef[T Pixel](a, b []T, c, h, w, border int) float64 {
 	checkMetric("ssimRef", a, b, c, h, w, border)
 	hc, wc := h-2*border, w-2*border
 	if hc < ssimWin || wc < ssimWin {
@@ -132,7 +163,17 @@ const ssimBlock = 64
 // rows of the map are spread over the cores; the result does not depend on
 // the number of workers.
 func SSIM(a, b []uint8, c, h, w, border int) float64 {
-	checkMetric("SSIM", a, b, c, h, w, border)
+	return ssim("SSIM", a, b, c, h, w, border)
+}
+
+// SSIMFloat is SSIM of float64 planes with values on the [0, 255] scale
+// (the constants C1 and C2 are those of 8-bit images).
+func SSIMFloat(a, b []float64, c, h, w, border int) float64 {
+	return ssim("SSIMFloat", a, b, c, h, w, border)
+}
+
+func ssim[T Pixel](name string, a, b []T, c, h, w, border int) float64 {
+	checkMetric(name, a, b, c, h, w, border)
 	hc, wc := h-2*border, w-2*border
 	if hc < ssimWin || wc < ssimWin {
 		return math.NaN()

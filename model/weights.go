@@ -15,7 +15,7 @@ import (
 
 // Metadata keys of pdmflow's safetensors files.
 const (
-	MetaKind    = "pdmflow.kind"    // "pdm", "sr" or "checkpoint"
+	MetaKind    = "pdmflow.kind"    // "pdm", "sr", "disc" or "checkpoint"
 	MetaConfig  = "pdmflow.config"  // the config, as JSON
 	MetaVersion = "pdmflow.version" // the file layout version
 )
@@ -28,6 +28,7 @@ const WeightsVersion = 1
 const (
 	KindPDM        = "pdm"
 	KindSR         = "sr"
+	KindDisc       = "disc" // a discriminator alone (pdmflow import --kind disc)
 	KindCheckpoint = "checkpoint"
 )
 
@@ -255,4 +256,35 @@ func LoadEDSR(path string) (*EDSR, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// SaveDiscriminator writes a discriminator's weights and config to path
+// (kind "disc").
+func SaveDiscriminator(path string, d *Discriminator) error {
+	b, err := EncodeWeights(KindDisc, d.Cfg, nil, nil, d.M)
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(path, b)
+}
+
+// LoadDiscriminator reads a discriminator saved by SaveDiscriminator,
+// built as float32.
+func LoadDiscriminator(path string) (*Discriminator, error) {
+	w, err := ReadWeightsFile(path, KindDisc)
+	if err != nil {
+		return nil, err
+	}
+	var cfg DiscConfig
+	if err := w.Config(&cfg); err != nil {
+		return nil, err
+	}
+	d, err := NewDiscriminator(cfg, tensor.Float32, 0)
+	if err != nil {
+		return nil, fmt.Errorf("model: %s: %w", path, err)
+	}
+	if err := d.Load(w); err != nil {
+		return nil, err
+	}
+	return d, nil
 }

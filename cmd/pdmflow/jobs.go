@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -60,18 +61,35 @@ func cmdSR(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdEval(ctx context.Context, e *env, args []string) error {
-	fs, c := newFlags(e, "eval", "eval --sr DIR --gt DIR [--json] [--border N]")
-	sr := fs.String("sr", "", "directory of SR images")
-	gt := fs.String("gt", "", "directory of ground-truth HR images (same base names)")
-	border := fs.Int("border", 4, "pixels cropped from every side before measuring (the scale, as the PDM evaluation)")
+	fs, c := newFlags(e, "eval", "eval --sr DIR --gt DIR [--json] [--border N] [--y-channel] [--shift N [--shift-patch P]] [--lpips FILES] [--niqe MODEL]")
+	o := jobs.EvalOptions{}
+	fs.StringVar(&o.SR, "sr", "", "directory of SR images")
+	fs.StringVar(&o.GT, "gt", "", "directory of ground-truth HR images (same base names); may be left out with --niqe alone")
+	fs.IntVar(&o.Border, "border", 4, "pixels cropped from every side before measuring (the scale, as the PDM evaluation)")
+	fs.BoolVar(&o.Y, "y-channel", false, "PSNR and SSIM on the ITU-R BT.601 Y channel (16 + (65.481 R + 128.553 G + 24.966 B)/255) instead of RGB")
+	fs.IntVar(&o.Shift, "shift", 0, "maximise PSNR and SSIM over shifts of the ground truth within +-N pixels (the NTIRE 2018 scorer: --shift 40 --shift-patch 60 --border 10)")
+	fs.IntVar(&o.ShiftPatch, "shift-patch", 0, "with --shift: compare the centre P x P patch of the ground truth at each shift (0: the whole cropped image)")
+	lp := fs.String("lpips", "", "LPIPS (AlexNet, v0.1) from these comma-separated weights files: torchvision's AlexNet and lpips' alex.pth (.pth or safetensors), or one file from pdmflow import --kind lpips")
+	fs.StringVar(&o.NIQE, "niqe", "", "NIQE against this pristine model (JSON: pdmflow niqe-fit, or scripts/niqe-model.py from the NIQE release's modelparameters.mat)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
-	if err := required(map[string]string{"sr": *sr, "gt": *gt}); err != nil {
+	o.LPIPS = splitList(*lp)
+	if err := required(map[string]string{"sr": o.SR}); err != nil {
 		return err
 	}
-	res, err := jobs.Eval(*sr, *gt, *border)
+	if o.GT == "" && o.NIQE == "" {
+		return fmt.Errorf("%w: --gt is required (only --niqe works without a ground truth)", errUsage)
+	}
+	if o.Border < 0 || o.Shift < 0 || o.ShiftPatch < 0 {
+		return fmt.Errorf("%w: --border, --shift and --shift-patch must not be negative", errUsage)
+	}
+	if o.ShiftPatch > 0 && o.Shift == 0 {
+		return fmt.Errorf("%w: --shift-patch needs --shift", errUsage)
+	}
+	o.Progress = e.stderr
+	res, err := jobs.EvalWith(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -80,10 +98,73 @@ func cmdEval(ctx context.Context, e *env, args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(res)
 	}
-	for _, s := range res.Images {
-		fmt.Fprintf(e.stdout, "%-32s PSNR %6.2f dB  SSIM %.4f\n", s.Name, s.PSNR, s.SSIM)
+	writeEvalTable(e.stdout, res)
+	return nil
+}
+
+// writeEvalTable prints one line per image and the means. Without the
+// optional metrics the lines are those eval has always printed.
+func writeEvalTable(w io.Writer, res *jobs.EvalResult) {
+	line := func(name string, s jobs.ImageScore) {
+		fmt.Fprintf(w, "%-32s", name)
+		if s.PSNR != nil {
+			fmt.Fprintf(w, " PSNR %6.2f dB  SSIM %.4f", *s.PSNR, *s.SSIM)
+		}
+		if s.PSNRShift != nil {
+			fmt.Fprintf(w, "  shifts (%d, %d) (%d, %d)", s.PSNRShift[0], s.PSNRShift[1], s.SSIMShift[0], s.SSIMShift[1])
+		}
+		if s.LPIPS != nil {
+			fmt.Fprintf(w, "  LPIPS %.4f", *s.LPIPS)
+		}
+		if s.NIQE != nil {
+			fmt.Fprintf(w, "  NIQE %.4f", *s.NIQE)
+		}
 	}
-	fmt.Fprintf(e.stdout, "%-32s PSNR %6.2f dB  SSIM %.4f  (%d images, RGB, border %d)\n", "mean", res.PSNR, res.SSIM, len(res.Images), res.Border)
+	for _, s := range res.Images {
+		line(s.Name, s)
+		fmt.Fprintln(w)
+	}
+	line("mean", jobs.ImageScore{PSNR: res.PSNR, SSIM: res.SSIM, LPIPS: res.LPIPS, NIQE: res.NIQE})
+	channel := "RGB"
+	if res.Channel == "y" {
+		channel = "Y (BT.601)"
+	}
+	fmt.Fprintf(w, "  (%d images, %s, border %d", len(res.Images), channel, res.Border)
+	if res.Shift > 0 {
+		patch := "whole image"
+		if res.ShiftPatch > 0 {
+			patch = fmt.Sprintf("%dx%d centre patch", res.ShiftPatch, res.ShiftPatch)
+		}
+		fmt.Fprintf(w, ", best of shifts within +-%d, %s; shifts are (dy, dx) of the PSNR and SSIM maxima", res.Shift, patch)
+	}
+	if len(res.NIQESkipped) > 0 {
+		fmt.Fprintf(w, "; NIQE skipped %d images too small for it", len(res.NIQESkipped))
+	}
+	fmt.Fprintln(w, ")")
+}
+
+func cmdNIQEFit(ctx context.Context, e *env, args []string) error {
+	fs, c := newFlags(e, "niqe-fit", "niqe-fit --pristine DIR --out MODEL.json [--block 96] [--sharpness 0.75]")
+	o := jobs.NIQEFitOptions{Progress: e.stderr}
+	fs.StringVar(&o.Pristine, "pristine", "", "directory of pristine (sharp, clean, natural) images")
+	fs.StringVar(&o.Out, "out", "", "model file to write (JSON, read by eval --niqe)")
+	fs.IntVar(&o.Block, "block", 96, "patch side in pixels (96 in the NIQE release)")
+	fs.Float64Var(&o.Sharpness, "sharpness", 0.75, "keep the patches whose sharpness (mean local sigma) exceeds this times the image's sharpest, as estimatemodelparam.m")
+	if err := parse(fs, c, e, args); err != nil {
+		return err
+	}
+	if err := required(map[string]string{"pristine": o.Pristine, "out": o.Out}); err != nil {
+		return err
+	}
+	if o.Block < 8 || o.Block%2 != 0 || o.Sharpness < 0 || o.Sharpness >= 1 {
+		return fmt.Errorf("%w: --block must be even and at least 8, --sharpness in [0, 1)", errUsage)
+	}
+	o.Log = e.log
+	m, err := jobs.NIQEFit(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "NIQE model of %d patches from %d images (%dx%d blocks, sharpness threshold %g): %s\n", m.Patches, m.Images, m.BlockSize, m.BlockSize, m.SharpnessThreshold, o.Out)
 	return nil
 }
 
@@ -238,6 +319,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.Dist, "dist", "default", "the demo data's degradation distribution (pdmflow synth --list); with it the demo also trains an oracle SR and compares the learned distribution with the truth")
 	seed := fs.Int64("seed", -1, "training seed (default: the config's); the demo data stay the same")
 	fs.BoolVar(&o.CompareDirect, "compare-direct", false, "also train PDM-SR in a single process, without the stream, and score it beside the streamed run")
+	lp := fs.String("lpips", "", "also score LPIPS with these comma-separated weights files (see eval --lpips)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address, e.g. :9090")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
@@ -256,6 +338,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%w: --dist: %v", errUsage, err)
 	}
 	o.Config, o.Log = cfg, e.log
+	o.LPIPS = splitList(*lp)
 	o.Metrics = metrics.NewRegistry()
 	if _, err := metrics.Serve(ctx, *metricsAddr, o.Metrics, e.log); err != nil {
 		return err
@@ -270,5 +353,42 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "Learned kernels: %s\nWhere the methods differ most (each method's crop and PSNR): %s\nAll results: %s\n",
 		res.Kernels, res.Comparison, strings.Join([]string{filepath.Join(o.Out, "results.md"), filepath.Join(o.Out, "results.json")}, ", "))
+	return nil
+}
+
+func cmdImport(ctx context.Context, e *env, args []string) error {
+	fs, c := newFlags(e, "import", "import --in FILE.pth --kind pdm|disc|edsr --out FILE.safetensors  (or --kind lpips --in ALEXNET,ALEX.pth)")
+	var o jobs.ImportOptions
+	in := fs.String("in", "", "the official code's checkpoint (.pth: torch.save's zip or legacy format; read without running code); for --kind lpips, comma-separated weights files to merge")
+	fs.StringVar(&o.Kind, "kind", "", "pdm (DegModel: kernel and noise networks), disc (PatchGAN discriminator), edsr (EDSR, mean shifts folded), lpips (AlexNet features + lin layers into one file)")
+	fs.StringVar(&o.Out, "out", "", "pdmflow weights file to write")
+	fs.IntVar(&o.Scale, "scale", 4, "pdm: the scale factor")
+	fs.StringVar(&o.NoiseMode, "noise-mode", "", "pdm: how the noise network's input was made (mixed, z-only, content-only); default: 6 input channels mixed, 3 z-only")
+	fs.IntVar(&o.Stride, "stride", 0, "disc: the stride of layers 2 and 3 (2 when PDM trained alone, 1 in joint training); required")
+	fs.Float64Var(&o.ResScale, "res-scale", 1, "edsr: residual scaling (1 for EDSR-baseline)")
+	fs.StringVar(&o.Prefix, "prefix", "", "use only the tensors under this key of the checkpoint (\"params\" for {\"params\": state_dict})")
+	if err := parse(fs, c, e, args); err != nil {
+		return err
+	}
+	if err := required(map[string]string{"in": *in, "kind": o.Kind, "out": o.Out}); err != nil {
+		return err
+	}
+	switch o.Kind {
+	case "pdm", "disc", "edsr", jobs.KindLPIPS:
+	default:
+		return fmt.Errorf("%w: --kind %q: pdm, disc, edsr or lpips", errUsage, o.Kind)
+	}
+	if o.Kind == "disc" && o.Stride != 1 && o.Stride != 2 {
+		return fmt.Errorf("%w: --kind disc needs --stride 1 or 2 (not in the weights)", errUsage)
+	}
+	o.In = splitList(*in)
+	res, err := jobs.Import(o)
+	if err != nil {
+		return err
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(e.stdout, "note: %s\n", n)
+	}
+	fmt.Fprintf(e.stdout, "%s weights, config %s: %s\n", res.Kind, res.Config, o.Out)
 	return nil
 }

@@ -7,7 +7,9 @@
 //	pdmflow broker --dir             a standalone JetStream server
 //	pdmflow degrade --weights --in   apply a trained PDM to HR images
 //	pdmflow sr --weights --in        super-resolve LR images
-//	pdmflow eval --sr --gt           PSNR and SSIM
+//	pdmflow eval --sr --gt           PSNR and SSIM (RGB or Y, shift-searched), LPIPS, NIQE
+//	pdmflow niqe-fit --pristine      a NIQE model of pristine images
+//	pdmflow import --in --kind       official PyTorch checkpoints to pdmflow weights
 //
 // Run `pdmflow help` or `pdmflow COMMAND --help` for the flags.
 package main
@@ -72,7 +74,9 @@ var commands = map[string]command{
 	"broker":     {"run a standalone NATS JetStream server for multi-host deployments", cmdBroker},
 	"degrade":    {"apply a trained PDM to HR images (deterministic for a seed)", cmdDegrade},
 	"sr":         {"super-resolve LR images with trained SR weights (or bicubic)", cmdSR},
-	"eval":       {"PSNR and SSIM of SR images against ground truth", cmdEval},
+	"eval":       {"PSNR and SSIM of SR images against ground truth (RGB or Y, shift-searched), LPIPS, NIQE", cmdEval},
+	"import":     {"convert the official code's PyTorch checkpoints (PDM, discriminator, EDSR) or LPIPS weights to pdmflow safetensors", cmdImport},
+	"niqe-fit":   {"fit a NIQE pristine model (mean and covariance of patch features) on a directory of images", cmdNIQEFit},
 	"synth":      {"build a target set with a known degradation (--dist): real-LR set, HR set, validation pairs, truth.json", cmdSynth},
 	"study":      {"run the demo for every config, synth distribution and seed; tabulate PSNR/SSIM (mean ± std) and the learned spread", cmdStudy},
 	"diversity":  {"compare a PDM's sampled degradations with a target set's truth: spread, Wasserstein-1, histograms", cmdDiversity},

@@ -49,18 +49,25 @@ type DemoOptions struct {
 	// averaged PDM's pairs of the same step), and scores it beside the
 	// streamed run: the cost of the stream, if any.
 	CompareDirect bool
-	Metrics       *prometheus.Registry
+	// LPIPS lists LPIPS weights files (lpips.Load); with them the table
+	// also has each method's LPIPS.
+	LPIPS   []string
+	Metrics *prometheus.Registry
 	// Version is the pdmflow version recorded in results.json.
 	Version  string
 	Log      *slog.Logger
 	Progress io.Writer
 }
 
-// DemoRow is one line of the results table.
+// DemoRow is one line of the results table: RGB and Y-channel PSNR and
+// SSIM (4-pixel border), and LPIPS when the demo was given its weights.
 type DemoRow struct {
 	Method string  `json:"method"`
 	PSNR   float64 `json:"psnr"`
 	SSIM   float64 `json:"ssim"`
+	PSNRY  float64 `json:"psnr_y"`
+	SSIMY  float64 `json:"ssim_y"`
+	LPIPS  float64 `json:"lpips,omitempty"`
 	// Images are the per-image scores behind the means.
 	Images []ImageScore `json:"images,omitempty"`
 	// Diversity compares the PDM of a PDM-SR row with the truth (a
@@ -189,12 +196,19 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 		if err := SR(ctx, m.opts); err != nil {
 			return nil, err
 		}
-		ev, err := Eval(m.opts.Out, valHR, cfg.Scale())
+		ev, err := EvalWith(ctx, EvalOptions{SR: m.opts.Out, GT: valHR, Border: cfg.Scale(), LPIPS: o.LPIPS})
+		if err != nil {
+			return nil, err
+		}
+		evY, err := EvalWith(ctx, EvalOptions{SR: m.opts.Out, GT: valHR, Border: cfg.Scale(), Y: true})
 		if err != nil {
 			return nil, err
 		}
 		res.ValPairs = len(ev.Images)
-		row := DemoRow{Method: m.name, PSNR: ev.PSNR, SSIM: ev.SSIM, Images: ev.Images}
+		row := DemoRow{Method: m.name, PSNR: *ev.PSNR, SSIM: *ev.SSIM, PSNRY: *evY.PSNR, SSIMY: *evY.SSIM, Images: ev.Images}
+		if ev.LPIPS != nil {
+			row.LPIPS = *ev.LPIPS
+		}
 		if m.pdm != "" && manifest != nil {
 			sub := "diversity"
 			if m.dir != "pdm-sr" {
@@ -335,11 +349,24 @@ func trueKernels(m *synth.Manifest) *KernelReport {
 // Markdown renders the results table.
 func (r *DemoResult) Markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| method | PSNR (dB) | SSIM |\n| --- | ---: | ---: |\n")
-	for _, row := range r.Rows {
-		fmt.Fprintf(&b, "| %s | %.2f | %.4f |\n", row.Method, row.PSNR, row.SSIM)
+	lp := len(r.Rows) > 0 && r.Rows[0].LPIPS != 0
+	b.WriteString("| method | PSNR (dB) | SSIM | PSNR-Y (dB) | SSIM-Y |")
+	if lp {
+		b.WriteString(" LPIPS |")
 	}
-	fmt.Fprintf(&b, "\n%d validation pairs, RGB, 4-pixel border crop; config %s, seed %d, %d steps; %.0f s in all.\n", r.ValPairs, r.Config, r.Seed, r.Steps, r.Seconds)
+	b.WriteString("\n| --- | ---: | ---: | ---: | ---: |")
+	if lp {
+		b.WriteString(" ---: |")
+	}
+	b.WriteString("\n")
+	for _, row := range r.Rows {
+		fmt.Fprintf(&b, "| %s | %.2f | %.4f | %.2f | %.4f |", row.Method, row.PSNR, row.SSIM, row.PSNRY, row.SSIMY)
+		if lp {
+			fmt.Fprintf(&b, " %.4f |", row.LPIPS)
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "\n%d validation pairs, RGB and BT.601 Y, 4-pixel border crop; config %s, seed %d, %d steps; %.0f s in all.\n", r.ValPairs, r.Config, r.Seed, r.Steps, r.Seconds)
 	if r.Dist != "" {
 		fmt.Fprintf(&b, "Target set: synthetic, distribution %q.\n", r.Dist)
 	}

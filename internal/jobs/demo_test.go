@@ -23,7 +23,10 @@ func TestDemoOnSynthTarget(t *testing.T) {
 	testutil.WriteImages(t, photos, 4, 384, 384, 5)
 	cfg := tinyConfig(4)
 	cfg.HRCrop = 32
-	o := DemoOptions{Photos: photos, Out: out, Config: cfg, Producers: 1, Dist: "defocus", Version: "v-test", Log: slog.New(slog.DiscardHandler)}
+	// LPIPS of the lpips package's fixture weights (a reduced AlexNet):
+	// the table gets its column.
+	lp := []string{filepath.Join("..", "..", "lpips", "testdata", "lpips.safetensors")}
+	o := DemoOptions{Photos: photos, Out: out, Config: cfg, Producers: 1, Dist: "defocus", Version: "v-test", LPIPS: lp, Log: slog.New(slog.DiscardHandler)}
 	res, err := Demo(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +38,12 @@ func TestDemoOnSynthTarget(t *testing.T) {
 		if r.PSNR < 10 || r.PSNR > 60 || r.SSIM <= 0 || r.SSIM > 1 {
 			t.Errorf("%s: PSNR %g SSIM %g", r.Method, r.PSNR, r.SSIM)
 		}
+		// Y's error is sum c_i e_i with sum c_i^2 = 0.330, so by
+		// Cauchy-Schwarz its MSE is at most 0.99 times the RGB MSE: Y's
+		// PSNR is never below RGB's.
+		if r.PSNRY < r.PSNR || r.PSNRY > 60 || r.SSIMY <= 0 || r.SSIMY > 1 || r.LPIPS <= 0 {
+			t.Errorf("%s: PSNR-Y %g SSIM-Y %g LPIPS %g (RGB PSNR %g)", r.Method, r.PSNRY, r.SSIMY, r.LPIPS, r.PSNR)
+		}
 	}
 	if res.Diversity == nil || res.Diversity.Get(diversity.Width).TrueN == 0 || res.Diversity.Get(diversity.Noise).N == 0 {
 		t.Fatalf("diversity %+v", res.Diversity)
@@ -45,7 +54,7 @@ func TestDemoOnSynthTarget(t *testing.T) {
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(out, "results.md"))
-	if !strings.Contains(string(md), "defocus") || !strings.Contains(string(md), "spread ratio") {
+	if !strings.Contains(string(md), "defocus") || !strings.Contains(string(md), "spread ratio") || !strings.Contains(string(md), "| PSNR-Y (dB) | SSIM-Y | LPIPS |") {
 		t.Errorf("results.md:\n%s", md)
 	}
 	var back DemoResult

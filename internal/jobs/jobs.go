@@ -15,7 +15,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/pdmflow/pdmflow/internal/imageio"
@@ -201,74 +200,4 @@ func SR(ctx context.Context, o SROptions) error {
 	}
 	o.Log.Info("super-resolved", "images", len(paths), "scale", scale, "out", o.Out)
 	return nil
-}
-
-// ImageScore is one image's metrics.
-type ImageScore struct {
-	Name string  `json:"name"`
-	PSNR float64 `json:"psnr"`
-	SSIM float64 `json:"ssim"`
-}
-
-// EvalResult holds per-image metrics and their means.
-type EvalResult struct {
-	Images []ImageScore `json:"images"`
-	PSNR   float64      `json:"psnr"`
-	SSIM   float64      `json:"ssim"`
-	Border int          `json:"border"`
-}
-
-// Eval compares every image of srDir with the ground-truth image of the
-// same base name in gtDir: RGB PSNR and SSIM after cropping border pixels
-// (pdm-spec §8). A ground truth larger than its SR image by less than 8
-// pixels per side is cropped at the right and bottom (the modcrop of SR
-// data sets); other size differences are errors.
-func Eval(srDir, gtDir string, border int) (*EvalResult, error) {
-	srs, err := imageio.List(srDir)
-	if err != nil {
-		return nil, err
-	}
-	gts, err := imageio.List(gtDir)
-	if err != nil {
-		return nil, err
-	}
-	byStem := map[string]string{}
-	for _, g := range gts {
-		byStem[stem(g)] = g
-	}
-	res := &EvalResult{Border: border}
-	for _, s := range srs {
-		g, ok := byStem[stem(s)]
-		if !ok {
-			return nil, fmt.Errorf("jobs: no ground truth for %s in %s", s, gtDir)
-		}
-		a, err := imageio.Load(s)
-		if err != nil {
-			return nil, err
-		}
-		b, err := imageio.Load(g)
-		if err != nil {
-			return nil, err
-		}
-		if b.W < a.W || b.H < a.H || b.W-a.W >= 8 || b.H-a.H >= 8 {
-			return nil, fmt.Errorf("jobs: %s is %dx%d but its ground truth %s is %dx%d", s, a.W, a.H, g, b.W, b.H)
-		}
-		if b.W != a.W || b.H != a.H {
-			b = b.Crop(0, 0, a.W, a.H)
-		}
-		if a.W <= 2*border || a.H <= 2*border {
-			return nil, fmt.Errorf("jobs: %s is %dx%d: nothing left after cropping %d pixels per side", s, a.W, a.H, border)
-		}
-		sc := ImageScore{Name: stem(s), PSNR: kernels.PSNR(a.Pix, b.Pix, 3, a.H, a.W, border), SSIM: kernels.SSIM(a.Pix, b.Pix, 3, a.H, a.W, border)}
-		res.Images = append(res.Images, sc)
-	}
-	sort.Slice(res.Images, func(i, j int) bool { return res.Images[i].Name < res.Images[j].Name })
-	for _, sc := range res.Images {
-		res.PSNR += sc.PSNR
-		res.SSIM += sc.SSIM
-	}
-	n := float64(len(res.Images))
-	res.PSNR /= n
-	res.SSIM /= n
-	return res, nil
 }

@@ -129,14 +129,14 @@ func TestSRAndEval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(same.Images) != 4 || same.SSIM < 0.9999 || same.PSNR < 99 {
-		t.Errorf("bicubic against itself: %d images, PSNR %g, SSIM %g", len(same.Images), same.PSNR, same.SSIM)
+	if len(same.Images) != 4 || *same.SSIM < 0.9999 || *same.PSNR < 99 {
+		t.Errorf("bicubic against itself: %d images, PSNR %g, SSIM %g", len(same.Images), *same.PSNR, *same.SSIM)
 	}
 	res, err := Eval(netOut, bicOut, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Images) != 4 || res.PSNR <= 0 || res.PSNR > 99 || res.SSIM <= 0 || res.SSIM >= 1 {
+	if len(res.Images) != 4 || *res.PSNR <= 0 || *res.PSNR > 99 || *res.SSIM <= 0 || *res.SSIM >= 1 {
 		t.Errorf("network against bicubic: %+v", res)
 	}
 }
