@@ -9,7 +9,8 @@ import (
 
 func TestPresetsValid(t *testing.T) {
 	names := Presets()
-	for _, want := range []string{"2017Track2", "2018Track2", "2018Track4", "2020Track1", "cpu-small"} {
+	for _, want := range []string{"2017Track2", "2018Track2", "2018Track4", "2020Track1", "2020Track2", "cpu-small",
+		"2017Track2-official", "2018Track2-official", "2018Track4-official", "2020Track1-official", "2020Track2-official"} {
 		found := false
 		for _, n := range names {
 			found = found || n == want
@@ -25,6 +26,16 @@ func TestPresetsValid(t *testing.T) {
 		}
 		if c.Name != n {
 			t.Errorf("preset file %s names itself %q", n, c.Name)
+		}
+		// Each says what it is: the paper's settings, or the departures
+		// from them.
+		b, _ := PresetYAML(n)
+		want := "paper's stated settings"
+		if strings.HasSuffix(n, "-official") || n == "cpu-small" {
+			want = "Departures"
+		}
+		if !strings.Contains(string(b), want) {
+			t.Errorf("preset %s's header does not say %q", n, want)
 		}
 	}
 }

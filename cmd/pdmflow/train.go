@@ -152,7 +152,7 @@ func cmdPresets(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "%-11s %-9s x%d  batch %2d  HR %3d  %6d steps  kernel nb %d  noise %s\n", n, p.Regime, p.Scale(), p.Batch, p.HRCrop, p.Steps, p.PDM.Kernel.NB, p.PDM.Noise.Mode)
+		fmt.Fprintf(e.stdout, "%-19s %-9s x%d  batch %2d  HR %3d  %6d steps  kernel nb %d  noise %s\n", n, p.Regime, p.Scale(), p.Batch, p.HRCrop, p.Steps, p.PDM.Kernel.NB, p.PDM.Noise.Mode)
 	}
 	return nil
 }
