@@ -33,6 +33,27 @@ const (
 	s3ConflictRetries = 4
 )
 
+// awsEndpoint is AWS S3's, used when no endpoint is given.
+const awsEndpoint = "s3.amazonaws.com"
+
+// s3Credentials are the static keys of cfg, or, without them, the AWS
+// SDKs' chain: the AWS_* variables, the shared config and credentials files
+// (cfg.Profile, else AWS_PROFILE, else default), then the ECS task's, EKS
+// pod's (web identity) or EC2 instance's role.
+func s3Credentials(cfg Config) (*credentials.Credentials, error) {
+	if cfg.AccessKey != "" || cfg.SecretKey != "" {
+		if cfg.AccessKey == "" || cfg.SecretKey == "" {
+			return nil, errors.New("static credentials need both an access key and a secret key")
+		}
+		return credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken), nil
+	}
+	return credentials.NewChainCredentials([]credentials.Provider{
+		&credentials.EnvAWS{},
+		&credentials.FileAWSCredentials{Profile: cfg.Profile},
+		&credentials.IAM{},
+	}), nil
+}
+
 // s3Driver stores each object as an S3 object named prefix+key.
 type s3Driver struct {
 	client  *minio.Client
@@ -81,11 +102,15 @@ func openS3(ctx context.Context, rest string, cfg Config) (driver, string, error
 		endpoint, secure = e, true
 	}
 	if endpoint == "" {
-		return fail("no endpoint: set Config.Endpoint or PDMFLOW_S3_ENDPOINT")
+		endpoint, secure = awsEndpoint, true
 	}
 	region := cfg.Region
-	if region == "" {
-		region = "us-east-1"
+	if region == "" && !strings.HasSuffix(endpoint, ".amazonaws.com") {
+		region = "us-east-1" // on AWS, an empty region is found from the bucket
+	}
+	creds, err := s3Credentials(cfg)
+	if err != nil {
+		return fail("%w", err)
 	}
 	timeout := cfg.Timeout
 	if timeout == 0 {
@@ -116,7 +141,7 @@ func openS3(ctx context.Context, rest string, cfg Config) (driver, string, error
 		tr.TLSClientConfig.RootCAs = pool
 	}
 	client, err := minio.New(endpoint, &minio.Options{
-		Creds:      credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Creds:      creds,
 		Secure:     secure,
 		Transport:  tr,
 		Region:     region,

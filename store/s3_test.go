@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -184,5 +186,49 @@ func TestS3Unreachable(t *testing.T) {
 	}
 	if _, _, err := store.PutWeights(ctx, b, []byte("weights")); err != nil {
 		t.Fatalf("PutWeights after Restart: %v", err)
+	}
+}
+
+// TestS3CredentialChain: without static keys the driver finds credentials
+// as the AWS SDKs do; here from a shared credentials file and a named
+// profile (the same chain reads the instance, task and pod roles), and the
+// endpoint from AWS_ENDPOINT_URL. One static key without the other is
+// refused.
+func TestS3CredentialChain(t *testing.T) {
+	srv := s3test.Start(t)
+	ctx := t.Context()
+	for _, v := range []string{"PDMFLOW_S3_ENDPOINT", "PDMFLOW_S3_ACCESS_KEY", "PDMFLOW_S3_SECRET_KEY", "AWS_ACCESS_KEY_ID",
+		"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "PDMFLOW_S3_PROFILE", "AWS_ENDPOINT_URL_S3"} {
+		t.Setenv(v, "")
+	}
+	creds := filepath.Join(t.TempDir(), "credentials")
+	os.WriteFile(creds, []byte("[default]\naws_access_key_id = NOBODY\naws_secret_access_key = nothing\n\n[pdmflow]\naws_access_key_id = "+
+		srv.AccessKey+"\naws_secret_access_key = "+srv.SecretKey+"\n"), 0o600)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", creds)
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_ENDPOINT_URL", "http://"+srv.Endpoint)
+	t.Setenv("AWS_PROFILE", "pdmflow")
+	b := openS3(t, "s3://"+srv.Bucket+"/chain", store.Config{})
+	if err := b.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatalf("Put with the profile's credentials: %v", err)
+	}
+	// The default profile's keys are wrong: the profile decides.
+	t.Setenv("AWS_PROFILE", "")
+	if _, err := store.Open(ctx, "s3://"+srv.Bucket+"/chain", store.Config{}); err == nil {
+		t.Error("the default profile's unknown keys were accepted")
+	}
+	cfg := store.Config{Profile: "pdmflow"}
+	if b2, err := store.Open(ctx, "s3://"+srv.Bucket+"/chain", cfg); err != nil {
+		t.Errorf("Config.Profile: %v", err)
+	} else {
+		b2.Close()
+	}
+	if _, err := store.Open(ctx, "s3://"+srv.Bucket, store.Config{AccessKey: srv.AccessKey}); err == nil || !strings.Contains(err.Error(), "secret key") {
+		t.Errorf("an access key without a secret key: %v", err)
+	}
+	// Secrets never show: the session token is redacted like the secret.
+	s := store.Config{AccessKey: "AKIAEXAMPLE", SecretKey: "s3cr3t", SessionToken: "t0k3n", Profile: "p"}.String()
+	if strings.Contains(s, "s3cr3t") || strings.Contains(s, "t0k3n") || !strings.Contains(s, `profile="p"`) {
+		t.Errorf("Config.String() = %s", s)
 	}
 }

@@ -37,10 +37,11 @@ type connection struct {
 
 func (c *connection) addFlags(fs *flag.FlagSet) {
 	c.nats.AddFlags(fs)
-	fs.StringVar(&c.s3.Endpoint, "s3-endpoint", "", "S3 endpoint host:port (env PDMFLOW_S3_ENDPOINT)")
-	fs.StringVar(&c.s3.AccessKey, "s3-access-key", "", "S3 access key (env PDMFLOW_S3_ACCESS_KEY or AWS_ACCESS_KEY_ID)")
-	fs.StringVar(&c.s3.SecretKey, "s3-secret-key", "", "S3 secret key; prefer the env var (env PDMFLOW_S3_SECRET_KEY or AWS_SECRET_ACCESS_KEY)")
-	fs.StringVar(&c.s3.Region, "s3-region", "", "S3 region (env PDMFLOW_S3_REGION or AWS_REGION)")
+	fs.StringVar(&c.s3.Endpoint, "s3-endpoint", "", "S3 endpoint host:port or URL (env PDMFLOW_S3_ENDPOINT, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL; default AWS S3)")
+	fs.StringVar(&c.s3.AccessKey, "s3-access-key", "", "S3 access key (env PDMFLOW_S3_ACCESS_KEY or AWS_ACCESS_KEY_ID; none: the AWS chain: ~/.aws files, then the task, pod or instance role)")
+	fs.StringVar(&c.s3.SecretKey, "s3-secret-key", "", "S3 secret key; prefer the env var (env PDMFLOW_S3_SECRET_KEY or AWS_SECRET_ACCESS_KEY; a session token only from PDMFLOW_S3_SESSION_TOKEN or AWS_SESSION_TOKEN)")
+	fs.StringVar(&c.s3.Profile, "s3-profile", "", "profile of the AWS shared config and credentials files (env PDMFLOW_S3_PROFILE or AWS_PROFILE)")
+	fs.StringVar(&c.s3.Region, "s3-region", "", "S3 region (env PDMFLOW_S3_REGION, AWS_REGION or AWS_DEFAULT_REGION; on AWS default: the bucket's)")
 	fs.BoolVar(&c.s3.Insecure, "s3-insecure", false, "plain http to S3 (env PDMFLOW_S3_INSECURE=1)")
 	fs.StringVar(&c.s3.CAFile, "s3-ca", "", "PEM file of a private CA for S3 (env PDMFLOW_S3_CA_FILE)")
 	fs.StringVar(&c.stream.Name, "stream", "", "JetStream stream name (default PDMFLOW_PAIRS)")
@@ -68,6 +69,7 @@ type connectFile struct {
 		AccessKey string `yaml:"access_key"`
 		SecretKey string `yaml:"secret_key"`
 		Region    string `yaml:"region"`
+		Profile   string `yaml:"profile"`
 		Insecure  bool   `yaml:"insecure"`
 		CA        string `yaml:"ca"`
 	} `yaml:"s3"`
@@ -108,6 +110,7 @@ func (c *connection) resolve() error {
 		fill(&c.s3.AccessKey, s.AccessKey)
 		fill(&c.s3.SecretKey, s.SecretKey)
 		fill(&c.s3.Region, s.Region)
+		fill(&c.s3.Profile, s.Profile)
 		fill(&c.s3.CAFile, s.CA)
 		c.s3.Insecure = c.s3.Insecure || s.Insecure
 	}
