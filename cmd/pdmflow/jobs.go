@@ -239,6 +239,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	seed := fs.Int64("seed", -1, "training seed (default: the config's); the demo data stay the same")
 	fs.BoolVar(&o.CompareDirect, "compare-direct", false, "also train PDM-SR in a single process, without the stream, and score it beside the streamed run")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address, e.g. :9090")
+	uiAddr := uiFlag(fs, uiTraining)
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
@@ -260,6 +261,12 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if _, err := metrics.Serve(ctx, *metricsAddr, o.Metrics, e.log); err != nil {
 		return err
 	}
+	obs, stopUI, err := serveUI(ctx, e, *uiAddr, "pdmflow run "+o.Out, o.Metrics)
+	if err != nil {
+		return err
+	}
+	defer stopUI()
+	o.Observer = obs
 	res, err := jobs.Demo(ctx, o)
 	if err != nil {
 		return err
