@@ -144,7 +144,20 @@
       ymin -= pad; ymax += pad;
     }
     if (xmin === xmax) { xmin -= 1; xmax += 1; }
-    const L = 46, R = 14, T = curves.length > 1 ? 16 : 6, B = 16;
+    const L = 46, R = 14, B = 16;
+    // The legend of several curves above the plot, wrapped to its width.
+    const legend = [];
+    let rows = 0;
+    if (curves.length > 1) {
+      let x = L + 6;
+      curves.forEach((cv, i) => {
+        const cw = 18 + ctx.measureText(cv.label).width;
+        if (x + cw > w && x > L + 6) { x = L + 6; rows++; }
+        legend.push([cv.label, COLORS[i % COLORS.length], x, 1 + 11 * rows]);
+        x += cw;
+      });
+    }
+    const T = legend.length ? 16 + 11 * rows : 6;
     const X = (x) => L + (x - xmin) / (xmax - xmin) * (w - L - R);
     const Y = (y) => T + (1 - (y - ymin) / (ymax - ymin)) * (h - T - B);
     ctx.lineWidth = 1;
@@ -183,16 +196,12 @@
       const last = cv.pts[cv.pts.length - 1];
       if (last) { ctx.beginPath(); ctx.arc(X(last[0]), Y(last[1]), 2.5, 0, 2 * Math.PI); ctx.fill(); }
     });
-    if (curves.length > 1) {
-      ctx.textAlign = "left";
-      ctx.textBaseline = "top";
-      let x = L + 6;
-      curves.forEach((cv, i) => {
-        ctx.fillStyle = COLORS[i % COLORS.length];
-        ctx.fillRect(x, 4, 8, 3);
-        ctx.fillText(cv.label, x + 11, 1);
-        x += 18 + ctx.measureText(cv.label).width;
-      });
+    ctx.textAlign = "left";
+    ctx.textBaseline = "top";
+    for (const [label, col, x, y] of legend) {
+      ctx.fillStyle = col;
+      ctx.fillRect(x, y + 3, 8, 3);
+      ctx.fillText(label, x + 11, y);
     }
   }
 
