@@ -25,7 +25,7 @@ COPY data/photos/ /usr/share/pdmflow/photos/
 USER 65532:65532
 ENV PATH=/usr/local/bin HOME=/var/lib/pdmflow
 WORKDIR /var/lib/pdmflow
-EXPOSE 4222 8222 9090
+EXPOSE 4222 8080 8222 9090
 ENTRYPOINT ["/usr/local/bin/pdmflow"]
 CMD ["help"]
 
@@ -53,6 +53,6 @@ COPY data/photos/ /usr/share/pdmflow/photos/
 USER 65532:65532
 ENV PATH=/usr/local/bin HOME=/var/lib/pdmflow
 WORKDIR /var/lib/pdmflow
-EXPOSE 4222 8222 9090
+EXPOSE 4222 8080 8222 9090
 ENTRYPOINT ["/usr/local/bin/pdmflow"]
 CMD ["help"]

@@ -21,7 +21,7 @@ const monitorKernels = 64
 // replayed run measures the same, and the noise levels of the step's batch.
 // It logs the monitor's warnings as they begin and, with a truth file,
 // compares with it. The values go to the progress line, the CSV and the
-// metrics.
+// metrics; the kernel widths, noise levels and warnings to the Observer.
 func (t *Trainer) observeDiversity() []kv {
 	if t.PDM == nil || t.cfg.PDM.Kernel.Spatial || t.mon == nil {
 		return nil
@@ -54,13 +54,23 @@ func (t *Trainer) observeDiversity() []kv {
 		}
 	}
 	t.monWarned = active
+	var learned diversity.Sample
+	if t.truth != nil || t.opt.Observer != nil {
+		learned = diversity.FromKernels(k, monitorKernels, ks, scale)
+	}
+	if o := t.opt.Observer; o != nil {
+		o.Warnings(t.step, append([]string(nil), h.Warnings...))
+		o.Sample(t.step, diversity.Width, learned[diversity.Width])
+		if levels != nil {
+			o.Sample(t.step, diversity.Noise, append([]float64(nil), levels...))
+		}
+	}
 	out := []kv{{"k_width", h.WidthMean}, {"k_width_std", h.WidthStd}, {"k_aniso_std", h.AnisoStd},
 		{"k_pair_ratio", h.PairRatio}, {"k_fill", h.Fill}, {"k_hf_excess", h.HFExcess}}
 	if levels != nil {
 		out = append(out, kv{"noise_level_std", h.NoiseStd})
 	}
 	if t.truth != nil {
-		learned := diversity.FromKernels(k, monitorKernels, ks, scale)
 		if levels != nil {
 			learned[diversity.Noise] = levels
 		}

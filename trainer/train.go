@@ -55,6 +55,9 @@ type Options struct {
 	// distribution with it (Wasserstein-1 and spread ratio of the kernel
 	// width and the noise level).
 	Truth string
+	// Observer, when set, watches the run as it trains (a live dashboard):
+	// reports, pictures, the learned distribution. See Observer.
+	Observer Observer
 }
 
 // Trainer runs one training job.
@@ -579,6 +582,7 @@ func (t *Trainer) Run(ctx context.Context) error {
 	}
 	t.meter = &progress.Meter{Out: t.opt.Progress, Unit: "step", Total: c.Steps, PerUnit: float64(c.Batch), RateUnit: "pairs/s"}
 	t.meter.Start(t.step)
+	t.observeBegin()
 	t.log.Info("training", "config", c.Name, "regime", c.Regime, "degradation", c.Degradation,
 		"from_step", t.step, "steps", c.Steps, "batch", c.Batch, "hr_crop", c.HRCrop,
 		"hr_images", t.hrCount(), "streaming", t.opt.Stream != nil, "lr_images", t.realCount(), "out", t.opt.Out, "workers", kernels.Workers())
@@ -685,6 +689,7 @@ func (t *Trainer) report() {
 	}
 	t.log.Debug("progress", attrs...)
 	t.writeCSV(avg)
+	t.observeReport(avg)
 }
 
 // lossAcc averages named values over a reporting interval, in the order

@@ -97,7 +97,8 @@ func runKernels(p *model.PDM, zk *tensor.Dense) ([]float32, error) {
 }
 
 // pictures writes the kernel grid and the fake/real LR crops, as the
-// latest picture and a numbered copy under samples/.
+// latest picture and a numbered copy under samples/, and hands them and the
+// noise picture to the Observer.
 func (t *Trainer) pictures() error {
 	if t.PDM == nil {
 		return nil
@@ -121,6 +122,12 @@ func (t *Trainer) pictures() error {
 		numbered := filepath.Join(t.opt.Out, "samples", fmt.Sprintf("%s_%06d.png", f.name[:len(f.name)-4], t.step))
 		if err := f.im.Save(numbered); err != nil {
 			return fmt.Errorf("trainer: %w", err)
+		}
+		t.observePicture(f.name, f.im)
+	}
+	if t.opt.Observer != nil {
+		if im := t.noisePicture(); im != nil {
+			t.observePicture(NoiseFile, im)
 		}
 	}
 	return nil

@@ -321,6 +321,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&o.CompareDirect, "compare-direct", false, "also train PDM-SR in a single process, without the stream, and score it beside the streamed run")
 	lp := fs.String("lpips", "", "also score LPIPS with these comma-separated weights files (see eval --lpips)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address, e.g. :9090")
+	uiAddr := uiFlag(fs, uiTraining)
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
@@ -343,6 +344,12 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if _, err := metrics.Serve(ctx, *metricsAddr, o.Metrics, e.log); err != nil {
 		return err
 	}
+	obs, stopUI, err := serveUI(ctx, e, *uiAddr, "pdmflow run "+o.Out, o.Metrics)
+	if err != nil {
+		return err
+	}
+	defer stopUI()
+	o.Observer = obs
 	res, err := jobs.Demo(ctx, o)
 	if err != nil {
 		return err

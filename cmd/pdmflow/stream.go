@@ -166,6 +166,7 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&pc.Compression, "compression", "", "Arrow IPC compression: lz4 or zstd (default none)")
 	device := fs.String("device", envOr(envDevice, "auto"), "where to degrade: cpu, cuda:N, cuda:all (one generator per GPU, ids ID-cudaN) or auto (every GPU if this binary has CUDA and sees one, else the CPU) [$"+envDevice+"]")
 	precision := fs.String("precision", envOr(envPrecision, "fp32"), "GPU precision of the noise network's convolutions: fp32, tf32 or bf16 [$"+envPrecision+"]")
+	uiAddr := uiFlag(fs, uiProduce)
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
@@ -237,6 +238,11 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 	if _, err := metrics.Serve(ctx, conn.metricsAddr, promReg, e.log); err != nil {
 		return err
 	}
+	_, stopUI, err := serveUI(ctx, e, *uiAddr, "pdmflow produce "+pc.ID+" (run "+pc.Run+")", promReg)
+	if err != nil {
+		return err
+	}
+	defer stopUI()
 	// One producer per device: on several GPUs each is a producer of its
 	// own (id ID-cudaN, its own subject and batch sequence) in this
 	// process; the first to fail stops the others.

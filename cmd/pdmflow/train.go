@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/pdmflow/pdmflow/consumer"
 	"github.com/pdmflow/pdmflow/internal/metrics"
 	"github.com/pdmflow/pdmflow/producer"
@@ -34,6 +36,7 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 	steps := fs.Int("steps", 0, "number of steps (overrides the config)")
 	degradation := fs.String("degradation", "", "what the SR network trains on: pdm (default) or bicubic (the baseline; --lr not needed)")
 	seed := fs.Int64("seed", -1, "random seed (overrides the config)")
+	uiAddr := uiFlag(fs, uiTraining)
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
@@ -77,6 +80,7 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 	if *valHR != "" {
 		opts.Val = &trainer.ValOptions{HR: *valHR, LR: *valLR, Every: cmp.Or(*valEvery, cfg.SampleEvery)}
 	}
+	var promReg *prometheus.Registry // the stream's metrics (none on local data)
 	if streaming {
 		if err := conn.resolve(); err != nil {
 			return err
@@ -92,7 +96,7 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		defer closeConn()
-		promReg := metrics.NewRegistry()
+		promReg = metrics.NewRegistry()
 		if _, err := metrics.Serve(ctx, conn.metricsAddr, promReg, e.log); err != nil {
 			return err
 		}
@@ -118,6 +122,16 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 		}
 		opts.Stream = so
 	}
+	var gatherer prometheus.Gatherer
+	if promReg != nil {
+		gatherer = promReg
+	}
+	obs, stopUI, err := serveUI(ctx, e, *uiAddr, "pdmflow train "+*out, gatherer)
+	if err != nil {
+		return err
+	}
+	defer stopUI()
+	opts.Observer = obs
 	t, err := trainer.New(cfg, opts)
 	if err != nil {
 		return err

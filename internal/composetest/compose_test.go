@@ -80,6 +80,33 @@ func TestComposeFaults(t *testing.T) {
 	v.check("pipeline running")
 	done()
 
+	// The dashboards through their published ports: the trainer's follows
+	// the run and the stream, a producer's shows its producer.
+	done = phase("dashboards")
+	s.waitUntil("the trainer's and a producer's dashboards to show the run", time.Minute, func() (bool, string) {
+		td, err := s.dashboard(trainer)
+		if err != nil {
+			return false, err.Error()
+		}
+		pd, err := s.dashboard(pa)
+		if err != nil {
+			return false, err.Error()
+		}
+		reports, trainers, pid := 0, 0, ""
+		if n := len(td.Runs); n > 0 {
+			reports = len(td.Runs[n-1].Series["l1"])
+		}
+		if td.Stream != nil {
+			trainers = len(td.Stream.Trainers)
+		}
+		if pd.Stream != nil && len(pd.Stream.Producers) == 1 {
+			pid = pd.Stream.Producers[0].ID
+		}
+		return reports >= 1 && trainers == 1 && pid == ida,
+			fmt.Sprintf("trainer's dashboard: %d reports of l1, %d trainers; producer's: producer %q (want %q)", reports, trainers, pid, ida)
+	})
+	done()
+
 	// 1. A producer killed (SIGKILL) while it generates and publishes: what
 	// it had acked is in the stream; restarted, it continues its sequence
 	// after the last batch in the stream.

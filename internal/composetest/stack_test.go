@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -82,6 +84,7 @@ func newStack(t *testing.T, name string, files []string, settings ...string) *st
 		"PDMFLOW_S3_PUBLISH=127.0.0.1:",
 		"PDMFLOW_MONITOR_PUBLISH=127.0.0.1:",
 		"PDMFLOW_METRICS_PUBLISH=127.0.0.1:",
+		"PDMFLOW_UI_PUBLISH=127.0.0.1:",
 	)
 	s.env = append(s.env, settings...)
 	var user, password string
@@ -255,6 +258,55 @@ func (s *stack) metrics(id string) (map[string]float64, error) {
 		}
 	}
 	return m, sc.Err()
+}
+
+// dashboardState is the part of a dashboard's /api/state the tests read.
+type dashboardState struct {
+	Runs []struct {
+		Series map[string][][2]float64 `json:"series"`
+	} `json:"runs"`
+	Stream *struct {
+		Producers []struct {
+			ID string `json:"id"`
+		} `json:"producers"`
+		Trainers []struct {
+			Steps float64 `json:"steps"`
+		} `json:"trainers"`
+	} `json:"stream"`
+}
+
+// dashboard reads a container's dashboard (--ui-addr, port 8080) through
+// its published port: the page, then /api/state.
+func (s *stack) dashboard(id string) (dashboardState, error) {
+	var st dashboardState
+	addr, err := s.hostPort(id, "8080")
+	if err != nil {
+		return st, err
+	}
+	c := http.Client{Timeout: 5 * time.Second}
+	for _, path := range []string{"/", "/api/state"} {
+		resp, err := c.Get("http://" + addr + path)
+		if err != nil {
+			return st, err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return st, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return st, fmt.Errorf("dashboard of %s: %s: %s", id[:12], path, resp.Status)
+		}
+		if path == "/" && !bytes.Contains(b, []byte(`src="app.js"`)) {
+			return st, fmt.Errorf("dashboard of %s: / is not the page", id[:12])
+		}
+		if path == "/api/state" {
+			if err := json.Unmarshal(b, &st); err != nil {
+				return st, fmt.Errorf("dashboard of %s: %w", id[:12], err)
+			}
+		}
+	}
+	return st, nil
 }
 
 // metric is one metric of a container, or -1 when it cannot be read.
