@@ -129,34 +129,6 @@ func TestDiscriminatorGradient(t *testing.T) {
 	}
 }
 
-// TestEDSRGradient checks the SR step's L1 loss through EDSR at each scale,
-// plain and residual over a given bicubic upsampling.
-func TestEDSRGradient(t *testing.T) {
-	r := rand.New(rand.NewPCG(15, 16))
-	for _, scale := range []int{2, 3, 4} {
-		for i, residual := range []bool{false, true} {
-			up := []string{"pixelshuffle", "light"}[i]
-			e, err := NewEDSR(SRConfig{Arch: "edsr", Scale: scale, NF: 4, NB: 2, ResScale: 0.5, RGBRange: 255, Residual: residual, Upsampler: up}, tensor.Float64, 4)
-			if err != nil {
-				t.Fatal(err)
-			}
-			const n, h = 2, 5
-			feeds := map[string]*tensor.Dense{"lr": randDense(r, n, 3, h, h), "hr": randDense(r, n, 3, h*scale, h*scale)}
-			if residual {
-				feeds["bic"] = randDense(r, n, 3, h*scale, h*scale)
-			}
-			checkGraph(t, "edsr", e.M, feeds, func(g *Graph) *G.Node {
-				var bic *G.Node
-				if residual {
-					bic = g.Input("bic", n, 3, h*scale, h*scale)
-				}
-				sr := e.Forward(g, g.Input("lr", n, 3, h, h), bic)
-				return g.MeanAbsDiff(sr, g.Input("hr", n, 3, h*scale, h*scale), 1)
-			}, gradcheck.Options{Samples: 10, Eps: 1e-7, Tol: 1e-5})
-		}
-	}
-}
-
 // cleanAt runs the PDM forward once and returns y_clean.
 func cleanAt(t *testing.T, pdm *PDM, feeds map[string]*tensor.Dense, n, hr int) *tensor.Dense {
 	t.Helper()

@@ -81,7 +81,7 @@ func (t *Trainer) Save() error {
 			return fmt.Errorf("trainer: %w", err)
 		}
 	}
-	if err := model.SaveEDSR(filepath.Join(out, SRFile), t.SR); err != nil {
+	if err := model.SaveSR(filepath.Join(out, SRFile), t.SR); err != nil {
 		return fmt.Errorf("trainer: %w", err)
 	}
 	t.log.Debug("checkpoint saved", "step", t.step, "dir", out)

@@ -74,7 +74,7 @@ type Trainer struct {
 	// per kernel tap (the mode-seeking loss reads it as the step runs).
 	dz   float64
 	Disc *model.Discriminator
-	SR   *model.EDSR
+	SR   *model.SR
 
 	optPDM, optD, optSR *model.Adam
 
@@ -213,7 +213,7 @@ func New(cfg *Config, opt Options) (*Trainer, error) {
 			t.updateAvg()
 		}
 	}
-	if t.SR, err = model.NewEDSR(cfg.SR, tensor.Float32, seed+3); err != nil {
+	if t.SR, err = model.NewSR(cfg.SR, tensor.Float32, seed+3); err != nil {
 		return nil, err
 	}
 	if t.optSR, err = model.NewAdam(cfg.Optim, t.SR.M); err != nil {

@@ -116,7 +116,7 @@ func TestTrainWritesOutputs(t *testing.T) {
 	if err != nil || d.W != 5 || d.H != 5 {
 		t.Fatalf("degrade: %v %+v", err, d)
 	}
-	if _, err := model.LoadEDSR(filepath.Join(out, SRFile)); err != nil {
+	if _, err := model.LoadSR(filepath.Join(out, SRFile)); err != nil {
 		t.Fatal(err)
 	}
 	// A run with a different config refuses to resume from this directory.

@@ -60,7 +60,7 @@ type Result struct {
 	Kind  string
 	PDM   *model.PDM
 	Disc  *model.Discriminator
-	EDSR  *model.EDSR
+	SR    *model.SR // EDSR or RRDB
 	Notes []string
 }
 
@@ -72,8 +72,8 @@ func (r *Result) Save(path string) error {
 		return model.SavePDM(path, r.PDM)
 	case r.Disc != nil:
 		return model.SaveDiscriminator(path, r.Disc)
-	case r.EDSR != nil:
-		return model.SaveEDSR(path, r.EDSR)
+	case r.SR != nil:
+		return model.SaveSR(path, r.SR)
 	}
 	return fmt.Errorf("official: nothing to save")
 }
@@ -373,7 +373,7 @@ func convertEDSR(s *source, o Options) (*Result, error) {
 		rs = 1
 	}
 	cfg := model.SRConfig{Arch: "edsr", Scale: scale, NF: nf, NB: nb, ResScale: rs, RGBRange: 255, Upsampler: "pixelshuffle"}
-	e, err := model.NewEDSR(cfg, tensor.Float32, 0)
+	e, err := model.NewSR(cfg, tensor.Float32, 0)
 	if err != nil {
 		return nil, fmt.Errorf("official: the inferred configuration: %w", err)
 	}
@@ -383,7 +383,7 @@ func convertEDSR(s *source, o Options) (*Result, error) {
 	if err := s.apply(edsrTable(nb), e.M); err != nil {
 		return nil, err
 	}
-	res.EDSR = e
+	res.SR = e
 	return res, nil
 }
 

@@ -155,7 +155,7 @@ func TestEDSRAgainstPyTorch(t *testing.T) {
 		resScale float64
 	}{{"edsr_x4", 4, 1}, {"edsr_x3", 3, 0.1}} {
 		path, res := convert(t, c.name, KindEDSR, Options{ResScale: c.resScale})
-		e, err := model.LoadEDSR(path)
+		e, err := model.LoadSR(path)
 		if err != nil {
 			t.Fatal(err)
 		}
