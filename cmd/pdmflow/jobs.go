@@ -357,10 +357,10 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdImport(ctx context.Context, e *env, args []string) error {
-	fs, c := newFlags(e, "import", "import --in FILE.pth --kind pdm|disc|edsr --out FILE.safetensors  (or --kind lpips --in ALEXNET,ALEX.pth)")
+	fs, c := newFlags(e, "import", "import --in FILE.pth --kind pdm|disc|edsr|rrdb --out FILE.safetensors  (or --kind lpips --in ALEXNET,ALEX.pth)")
 	var o jobs.ImportOptions
 	in := fs.String("in", "", "the official code's checkpoint (.pth: torch.save's zip or legacy format; read without running code); for --kind lpips, comma-separated weights files to merge")
-	fs.StringVar(&o.Kind, "kind", "", "pdm (DegModel: kernel and noise networks), disc (PatchGAN discriminator), edsr (EDSR, mean shifts folded), lpips (AlexNet features + lin layers into one file)")
+	fs.StringVar(&o.Kind, "kind", "", "pdm (DegModel: kernel and noise networks), disc (PatchGAN discriminator), edsr (EDSR, mean shifts folded), rrdb (ESRGAN's RRDBNet, BasicSR or ESRGAN names; --prefix params_ema for Real-ESRGAN files), lpips (AlexNet features + lin layers into one file)")
 	fs.StringVar(&o.Out, "out", "", "pdmflow weights file to write")
 	fs.IntVar(&o.Scale, "scale", 4, "pdm: the scale factor")
 	fs.StringVar(&o.NoiseMode, "noise-mode", "", "pdm: how the noise network's input was made (mixed, z-only, content-only); default: 6 input channels mixed, 3 z-only")
@@ -374,9 +374,9 @@ func cmdImport(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	switch o.Kind {
-	case "pdm", "disc", "edsr", jobs.KindLPIPS:
+	case "pdm", "disc", "edsr", "rrdb", jobs.KindLPIPS:
 	default:
-		return fmt.Errorf("%w: --kind %q: pdm, disc, edsr or lpips", errUsage, o.Kind)
+		return fmt.Errorf("%w: --kind %q: pdm, disc, edsr, rrdb or lpips", errUsage, o.Kind)
 	}
 	if o.Kind == "disc" && o.Stride != 1 && o.Stride != 2 {
 		return fmt.Errorf("%w: --kind disc needs --stride 1 or 2 (not in the weights)", errUsage)

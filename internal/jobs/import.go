@@ -22,7 +22,7 @@ type ImportOptions struct {
 	// In is the checkpoint (.pth); for KindLPIPS, the files to merge
 	// (.pth or safetensors).
 	In   []string
-	Kind string // official.KindPDM, KindDisc, KindEDSR, or KindLPIPS
+	Kind string // official.KindPDM, KindDisc, KindEDSR, KindRRDB, or KindLPIPS
 	Out  string
 	official.Options
 }
