@@ -14,6 +14,12 @@ type KernelConfig struct {
 	NB   int `yaml:"nb" json:"nb"`     // residual blocks
 	// Spatial draws z_k on the LR grid, one kernel per LR pixel.
 	Spatial bool `yaml:"spatial" json:"spatial"`
+	// Mix makes the kernels depend on the image (the paper's Table 5, the
+	// official code's mix): the kernel network's input is cat(the HR image
+	// bicubic-downsampled to the LR grid, z_k), so its head takes 3 + NC
+	// channels. Spatially variant kernels only. With FixKernelZ the
+	// kernels depend on the image alone (Table 5's k = netK(x)).
+	Mix bool `yaml:"mix,omitempty" json:"mix,omitempty"`
 	// Conv is the side of the convolutions in spatial mode: 1 makes the
 	// kernels of neighbouring pixels independent, 3 correlates them. The
 	// spatially invariant network is an MLP on z_k (1x1 convolutions).
@@ -123,6 +129,9 @@ func (c PDMConfig) Validate() error {
 	}
 	if k.Spatial && k.Conv != 1 && k.Conv != 3 {
 		errs = append(errs, fmt.Errorf("kernel.conv %d: 1 or 3", k.Conv))
+	}
+	if k.Mix && !k.Spatial {
+		errs = append(errs, errors.New("kernel.mix needs kernel.spatial: content-dependent kernels differ from pixel to pixel, so the kernel network runs on the LR grid"))
 	}
 	switch k.Init {
 	case "box":
