@@ -304,7 +304,7 @@ func splitList(s string) []string {
 }
 
 func cmdRun(ctx context.Context, e *env, args []string) error {
-	fs, c := newFlags(e, "run", "run [--out DIR] [--preset NAME | --config FILE] [--steps N] [--seed S] [--dist NAME | --hr DIR --lr DIR --val-hr DIR --val-lr DIR]")
+	fs, c := newFlags(e, "run", "run [--out DIR] [--preset NAME | --config FILE] [--steps N] [--seed S] [--dist NAME | --hr DIR --lr DIR --val-hr DIR --val-lr DIR] [--init-sr SR.safetensors] [--vgg VGG19.pth]")
 	o := jobs.DemoOptions{Progress: e.progress, Version: version}
 	fs.StringVar(&o.Photos, "photos", "data/photos", "photographs to build the demo data from")
 	fs.StringVar(&o.Out, "out", "out/demo", "output directory (a finished stage is not redone)")
@@ -320,6 +320,8 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	seed := fs.Int64("seed", -1, "training seed (default: the config's); the demo data stay the same")
 	fs.BoolVar(&o.CompareDirect, "compare-direct", false, "also train PDM-SR in a single process, without the stream, and score it beside the streamed run")
 	lp := fs.String("lpips", "", "also score LPIPS with these comma-separated weights files (see eval --lpips)")
+	fs.StringVar(&o.InitSR, "init-sr", "", "start every SR network of the demo from these weights (same architecture and shape as the config's sr), as the official code starts from a pretrained EDSR")
+	fs.StringVar(&o.VGG, "vgg", "", "VGG19 weights for a PDM-SRGAN config's perceptual loss (torchvision's vgg19 .pth or safetensors)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address, e.g. :9090")
 	if err := parse(fs, c, e, args); err != nil {
 		return err

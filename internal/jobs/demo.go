@@ -51,8 +51,12 @@ type DemoOptions struct {
 	CompareDirect bool
 	// LPIPS lists LPIPS weights files (lpips.Load); with them the table
 	// also has each method's LPIPS.
-	LPIPS   []string
-	Metrics *prometheus.Registry
+	LPIPS []string
+	// InitSR is pretrained SR weights every SR network of the demo starts
+	// from (trainer.Options.InitSR); VGG the VGG19 weights of a PDM-SRGAN
+	// config's perceptual loss (trainer.Options.VGG).
+	InitSR, VGG string
+	Metrics     *prometheus.Registry
 	// Version is the pdmflow version recorded in results.json.
 	Version  string
 	Log      *slog.Logger
@@ -262,14 +266,14 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 func train(ctx context.Context, cfg *trainer.Config, hr, lr, truth, out string, val *trainer.ValOptions, o DemoOptions) error {
 	return Pipeline(ctx, PipelineOptions{
 		Config: cfg, Run: "demo-" + cfg.Degradation, HR: hr, LR: lr, Out: out, Truth: truth, Val: val, Version: o.Version,
-		Producers: o.Producers, Log: o.Log, Progress: o.Progress, Registry: o.Metrics,
+		Producers: o.Producers, Log: o.Log, Progress: o.Progress, Registry: o.Metrics, InitSR: o.InitSR, VGG: o.VGG,
 	})
 }
 
 // trainDirect trains PDM-SR in this process on local directories, without
 // the stream.
 func trainDirect(ctx context.Context, cfg *trainer.Config, hr, lr, truth, out string, o DemoOptions) error {
-	t, err := trainer.New(cfg, trainer.Options{HRDir: hr, LRDir: lr, Out: out, Truth: truth, Log: o.Log, Progress: o.Progress, Version: o.Version})
+	t, err := trainer.New(cfg, trainer.Options{HRDir: hr, LRDir: lr, Out: out, Truth: truth, Log: o.Log, Progress: o.Progress, Version: o.Version, InitSR: o.InitSR, VGG: o.VGG})
 	if err != nil {
 		return err
 	}
@@ -284,7 +288,7 @@ func trainOracle(ctx context.Context, cfg *trainer.Config, p synth.Params, hr, o
 	oc := *cfg
 	oc.Degradation = trainer.DegradeBicubic
 	oc.Name = cfg.Name + "-oracle"
-	t, err := trainer.New(&oc, trainer.Options{HRDir: hr, Out: out, Log: o.Log, Progress: o.Progress, Version: o.Version,
+	t, err := trainer.New(&oc, trainer.Options{HRDir: hr, Out: out, Log: o.Log, Progress: o.Progress, Version: o.Version, InitSR: o.InitSR, VGG: o.VGG,
 		Degrade: func(lr, x []float32, s int, r *rand.Rand) error {
 			d := p.Sample(r)
 			y, _, _, err := p.Apply(x, s, s, &d, r)
