@@ -154,7 +154,11 @@ func cmdPresets(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "%-11s %-9s x%d  batch %2d  HR %3d  %6d steps  kernel nb %d  noise %s\n", n, p.Regime, p.Scale(), p.Batch, p.HRCrop, p.Steps, p.PDM.Kernel.NB, p.PDM.Noise.Mode)
+		sr := p.SR.Arch
+		if p.Loss.Percep > 0 || p.Loss.SRAdv > 0 {
+			sr += " (SRGAN)"
+		}
+		fmt.Fprintf(e.stdout, "%-16s %-9s x%d  batch %2d  HR %3d  %6d steps  kernel nb %-2d  noise %-7s  sr %s\n", n, p.Regime, p.Scale(), p.Batch, p.HRCrop, p.Steps, p.PDM.Kernel.NB, p.PDM.Noise.Mode, sr)
 	}
 	return nil
 }
