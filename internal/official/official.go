@@ -196,7 +196,7 @@ func convertPDM(s *source, o Options) (*Result, error) {
 	// A content-dependent kernel network (mix: true, the paper's Table 5)
 	// takes the HR image's 3 channels besides z_k; its weights look the
 	// same, so say what was assumed.
-	res.Notes = append(res.Notes, fmt.Sprintf("the kernel network's %d input channels taken as z_k alone (mix: false, as in every official config; a content-dependent kernel network cannot be told apart by its weights and is not supported)", nc))
+	res.Notes = append(res.Notes, fmt.Sprintf("the kernel network's %d input channels taken as z_k alone (mix: false, as in every official config; a content-dependent network, pdmflow's kernel.mix, takes 3 more, the image's, and cannot be told apart by its weights)", nc))
 	if hk > 1 {
 		cfg.Kernel.Spatial, cfg.Kernel.Conv = true, hk
 		res.Notes = append(res.Notes, fmt.Sprintf("the kernel network has %dx%d convolutions: converted as spatially variant kernels with z_k drawn on the LR grid (the official code drew it at HR size, which breaks at x4)", hk, hk))
