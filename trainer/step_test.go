@@ -198,6 +198,35 @@ func pdmFake(t *testing.T, cfg model.PDMConfig, s snapshot, feeds map[string]*te
 	return append([]float32(nil), model.Float32s(out.Fake)...)
 }
 
+// srOutput runs the SR network with the weights of s on the SR step's
+// feeds (lr, and bic for a residual network).
+func srOutput(t *testing.T, cfg model.SRConfig, s snapshot, feeds map[string]*tensor.Dense) []float32 {
+	t.Helper()
+	net, err := model.NewSR(cfg, tensor.Float32, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, q := range net.M.Params() {
+		d := q.Value.Data().([]float32)
+		for j, b := range s.bits[i] {
+			d[j] = math.Float32frombits(b)
+		}
+	}
+	g := model.NewGraph(tensor.Float32)
+	defer g.Close()
+	f := map[string]*tensor.Dense{"lr": feeds["lr"]}
+	var bic *G.Node
+	if v, ok := feeds["bic"]; ok {
+		bic, f["bic"] = g.Input("bic", v.Shape()...), v
+	}
+	out := net.Forward(g, g.Input("lr", feeds["lr"].Shape()...), bic)
+	g.Keep(out)
+	if err := g.Run(f); err != nil {
+		t.Fatal(err)
+	}
+	return append([]float32(nil), model.Float32s(out)...)
+}
+
 func sameBits(a, b []float32) bool {
 	if len(a) != len(b) {
 		return false
@@ -245,7 +274,9 @@ func expectedStages(c *Config, s int) []string {
 // their update make (recomputed from a snapshot, and not the one the
 // updated weights make); the SR step (from the SR stage's first graph to
 // the end of the step, D2 included) leaves PDM's weights and D1's
-// bit-unchanged while it changes SR's; every loss is finite; each
+// bit-unchanged while it changes SR's; D2 trains on the SR step's HR
+// against the SR image of the weights before the SR update (recomputed);
+// every loss is finite; each
 // optimizer steps at the preset's learning rate for its own update count
 // (Adam's lr, halved by gamma at each milestone reached), and the presets
 // have the step counts and milestones their comments state.
@@ -278,11 +309,12 @@ func TestTrainingStepPerPreset(t *testing.T) {
 			rateFor := map[string]float64{"pdm": c.Optim.LR, "disc": d1lr, "sr": c.Optim.LR, "disc2": c.Optim.LR}
 			updates := map[string]int{} // updates each optimizer has made
 			var (
-				stages               []string
-				pdmBefore, srStart   snapshot
-				pdmFeeds, discFeeds  map[string]*tensor.Dense
-				srStarted, fakeRerun bool
-				problems             []string
+				stages                    []string
+				pdmBefore, srStart, srPre snapshot
+				pdmFeeds, discFeeds       map[string]*tensor.Dense
+				srFeeds, d2Feeds          map[string]*tensor.Dense
+				srStarted, fakeRerun      bool
+				problems                  []string
 			)
 			pdmMods := func() []*model.Module {
 				ms := append([]*model.Module{}, tr.PDM.Modules()...)
@@ -301,6 +333,10 @@ func TestTrainingStepPerPreset(t *testing.T) {
 						pdmFeeds = cloneFeeds(feeds)
 					case "disc":
 						discFeeds = cloneFeeds(feeds)
+					case "sr":
+						srPre, srFeeds = snap(tr.SR.M), cloneFeeds(feeds)
+					case "disc2":
+						d2Feeds = cloneFeeds(feeds)
 					}
 					if (stage == "fake" || stage == "avg" || stage == "sr") && !srStarted {
 						srStarted, fakeRerun = true, stage == "fake"
@@ -326,7 +362,7 @@ func TestTrainingStepPerPreset(t *testing.T) {
 				},
 			}
 			for s := 0; s < c.Steps; s++ {
-				stages, pdmFeeds, discFeeds, srStarted, problems = nil, nil, nil, false, nil
+				stages, pdmFeeds, discFeeds, srFeeds, d2Feeds, srStarted, problems = nil, nil, nil, nil, nil, false, nil
 				srBefore := snap(tr.SR.M)
 				tr.acc = lossAcc{}
 				if err := tr.BenchStep(context.Background()); err != nil {
@@ -352,6 +388,20 @@ func TestTrainingStepPerPreset(t *testing.T) {
 					}
 					if sameBits(pdmFake(t, c.PDM, snap(tr.PDM.Modules()...), pdmFeeds), fake) {
 						t.Errorf("step %d: the updated PDM makes the same fake LR: the check above cannot tell", s)
+					}
+				}
+				if d2Feeds != nil {
+					// D2 trained on real HR against the SR image of the weights
+					// before the SR update, detached.
+					fake := d2Feeds["fake"].Data().([]float32)
+					if !sameBits(srOutput(t, c.SR, srPre, srFeeds), fake) {
+						t.Errorf("step %d: D2's fake is not the SR image of the weights before the SR update", s)
+					}
+					if sameBits(srOutput(t, c.SR, snap(tr.SR.M), srFeeds), fake) {
+						t.Errorf("step %d: the updated SR network makes the same image: the check above cannot tell", s)
+					}
+					if !sameBits(d2Feeds["real"].Data().([]float32), srFeeds["hr"].Data().([]float32)) {
+						t.Errorf("step %d: D2's real images are not the SR step's HR target", s)
 					}
 				}
 				if srStarted {
