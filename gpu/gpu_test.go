@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -586,4 +587,31 @@ func TestFixedSamplers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRefusesContentDependentKernels: the GPU sampler refuses a PDM whose
+// kernel network takes the image (kernel.mix), with an error naming it,
+// instead of running a network it does not build.
+func TestRefusesContentDependentKernels(t *testing.T) {
+	d := openGPU(t, FP32)
+	cfg := model.PDMConfig{Scale: 4,
+		Kernel: model.KernelConfig{Size: 9, NC: 4, NF: 8, NB: 1, Spatial: true, Conv: 1, Mix: true, Init: "box"},
+		Noise:  model.NoiseConfig{Mode: model.NoiseOff}}
+	p, err := model.NewPDM(cfg, tensor.Float32, 1)
+	must(t, err)
+	s, err := d.NewPDMSampler(p, 2, 32, 32)
+	if err == nil {
+		s.Close()
+		t.Fatal("the GPU sampler accepted a content-dependent kernel network")
+	}
+	if !strings.Contains(err.Error(), "kernel.mix") {
+		t.Errorf("error %q does not name kernel.mix", err)
+	}
+	// The same network without mix is accepted.
+	cfg.Kernel.Mix = false
+	q, err := model.NewPDM(cfg, tensor.Float32, 1)
+	must(t, err)
+	s, err = d.NewPDMSampler(q, 2, 32, 32)
+	must(t, err)
+	s.Close()
 }

@@ -53,6 +53,9 @@ type pdmSampler struct {
 }
 
 func (d *Device) NewPDMSampler(p *model.PDM, n, h, w int) (model.BatchSampler, error) {
+	if p.Cfg.Kernel.Mix {
+		return nil, errors.New("gpu: pdm sampler: kernel.mix (a content-dependent kernel network, whose input is the HR image with z_k) is not supported on the GPU; produce on the CPU (--device cpu)")
+	}
 	bs := kernels.BlurShape{N: n, C: 3, H: h, W: w, KS: p.Cfg.Kernel.Size, Scale: p.Cfg.Scale}
 	if err := bs.Validate(); err != nil {
 		return nil, fmt.Errorf("gpu: pdm sampler: %w", err)

@@ -3,6 +3,7 @@ package model
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // KernelConfig configures the kernel network (pdm-spec §2.1).
@@ -13,6 +14,12 @@ type KernelConfig struct {
 	NB   int `yaml:"nb" json:"nb"`     // residual blocks
 	// Spatial draws z_k on the LR grid, one kernel per LR pixel.
 	Spatial bool `yaml:"spatial" json:"spatial"`
+	// Mix makes the kernels depend on the image (the paper's Table 5, the
+	// official code's mix): the kernel network's input is cat(the HR image
+	// bicubic-downsampled to the LR grid, z_k), so its head takes 3 + NC
+	// channels. Spatially variant kernels only. With FixKernelZ the
+	// kernels depend on the image alone (Table 5's k = netK(x)).
+	Mix bool `yaml:"mix,omitempty" json:"mix,omitempty"`
 	// Conv is the side of the convolutions in spatial mode: 1 makes the
 	// kernels of neighbouring pixels independent, 3 correlates them. The
 	// spatially invariant network is an MLP on z_k (1x1 convolutions).
@@ -80,23 +87,29 @@ type DiscConfig struct {
 // pack is the number of samples the discriminator judges at once.
 func (c DiscConfig) pack() int { return max(1, c.Pack) }
 
-// SRConfig configures the EDSR super-resolution network (pdm-spec §4).
+// SRConfig configures the super-resolution network (pdm-spec §4). Arch
+// selects the architecture (SRArchs: "edsr", "rrdb"); each uses the fields
+// its comment names and refuses the others.
 type SRConfig struct {
-	Arch     string  `yaml:"arch" json:"arch"` // "edsr"
-	Scale    int     `yaml:"scale" json:"scale"`
-	NF       int     `yaml:"nf" json:"nf"`
-	NB       int     `yaml:"nb" json:"nb"`
-	ResScale float64 `yaml:"res_scale" json:"res_scale"`
-	// RGBRange is the value range the body works in (255 as EDSR).
-	RGBRange float64 `yaml:"rgb_range" json:"rgb_range"`
+	Arch  string `yaml:"arch" json:"arch"` // "edsr" or "rrdb"
+	Scale int    `yaml:"scale" json:"scale"`
+	NF    int    `yaml:"nf" json:"nf"` // features (edsr, rrdb)
+	NB    int    `yaml:"nb" json:"nb"` // residual blocks (edsr), RRDBs (rrdb)
+	// GC is RRDB's growth channels: each of an RDB's first four
+	// convolutions adds GC channels to its input (32 in ESRGAN). rrdb only.
+	GC       int     `yaml:"gc,omitempty" json:"gc,omitempty"`
+	ResScale float64 `yaml:"res_scale,omitempty" json:"res_scale"` // edsr: residual scaling
+	// RGBRange is the value range EDSR's body works in (255 as EDSR).
+	RGBRange float64 `yaml:"rgb_range,omitempty" json:"rgb_range"`
 	// Residual adds the network's output to a bicubic upsampling of its
-	// input, so that it learns only the missing detail.
+	// input, so that it learns only the missing detail (edsr, rrdb).
 	Residual bool `yaml:"residual" json:"residual"`
 	// Upsampler is EDSR's "pixelshuffle" (conv nf -> 4nf and a x2 pixel
 	// shuffle per factor of 2, then a tail conv at full resolution) or
 	// "light": one conv nf -> 3*s*s at LR resolution and a pixel shuffle
 	// straight to RGB (ESPCN's), a fraction of the cost for CPU presets.
-	Upsampler string `yaml:"upsampler" json:"upsampler"`
+	// edsr only.
+	Upsampler string `yaml:"upsampler,omitempty" json:"upsampler"`
 }
 
 func odd(n int) bool { return n%2 == 1 }
@@ -116,6 +129,9 @@ func (c PDMConfig) Validate() error {
 	}
 	if k.Spatial && k.Conv != 1 && k.Conv != 3 {
 		errs = append(errs, fmt.Errorf("kernel.conv %d: 1 or 3", k.Conv))
+	}
+	if k.Mix && !k.Spatial {
+		errs = append(errs, errors.New("kernel.mix needs kernel.spatial: content-dependent kernels differ from pixel to pixel, so the kernel network runs on the LR grid"))
 	}
 	switch k.Init {
 	case "box":
@@ -153,20 +169,21 @@ func (c DiscConfig) Validate() error {
 	return nil
 }
 
-// Validate reports the first setting that cannot work.
+// Validate reports every setting that cannot work.
 func (c SRConfig) Validate() error {
 	var errs []error
-	if c.Arch != "edsr" {
-		errs = append(errs, fmt.Errorf("arch %q: only edsr", c.Arch))
+	a, ok := srArchs[c.Arch]
+	if !ok {
+		errs = append(errs, fmt.Errorf("arch %q: %s", c.Arch, strings.Join(SRArchs(), " or ")))
 	}
-	if c.Scale != 2 && c.Scale != 3 && c.Scale != 4 {
-		errs = append(errs, fmt.Errorf("scale %d: 2, 3 or 4", c.Scale))
+	if c.Scale < 1 {
+		errs = append(errs, fmt.Errorf("scale %d must be positive", c.Scale))
 	}
-	if c.Upsampler != "pixelshuffle" && c.Upsampler != "light" {
-		errs = append(errs, fmt.Errorf("upsampler %q: pixelshuffle or light", c.Upsampler))
+	if c.NF < 1 || c.NB < 0 {
+		errs = append(errs, fmt.Errorf("nf/nb %d/%d", c.NF, c.NB))
 	}
-	if c.NF < 1 || c.NB < 0 || c.ResScale <= 0 || c.RGBRange <= 0 {
-		errs = append(errs, fmt.Errorf("nf/nb/res_scale/rgb_range %d/%d/%g/%g", c.NF, c.NB, c.ResScale, c.RGBRange))
+	if ok && c.Scale >= 1 {
+		errs = append(errs, a.validate(c)...)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("model: sr config: %w", err)

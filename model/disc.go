@@ -15,17 +15,25 @@ import (
 // Cfg.Pack it judges packs of samples stacked along the channels.
 type Discriminator struct {
 	Cfg    DiscConfig
-	M      *Module // "disc.*"
+	M      *Module // "disc.*" (D1) or "disc2.*" (D2)
 	layers [5]conv
 }
 
-// NewDiscriminator builds a discriminator with parameters of type dt.
+// NewDiscriminator builds a discriminator with parameters of type dt,
+// named "disc.*" (PDM's discriminator D1).
 func NewDiscriminator(cfg DiscConfig, dt tensor.Dtype, seed uint64) (*Discriminator, error) {
+	return NewDiscriminatorNamed("disc", cfg, dt, seed)
+}
+
+// NewDiscriminatorNamed builds a discriminator whose parameters are named
+// "name.*": "disc2" is PDM-SRGAN's discriminator D2 on HR images, saved in
+// the same checkpoint as D1.
+func NewDiscriminatorNamed(name string, cfg DiscConfig, dt tensor.Dtype, seed uint64) (*Discriminator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	r := rand.New(rand.NewPCG(seed, 0xd15c))
-	d := &Discriminator{Cfg: cfg, M: NewModule("disc", dt)}
+	d := &Discriminator{Cfg: cfg, M: NewModule(name, dt)}
 	nf := cfg.NF
 	d.layers[0] = d.M.newConv(r, "conv0", 3*cfg.pack(), nf, 3, 1, true)
 	d.layers[1] = d.M.newConv(r, "conv1", nf, 2*nf, 3, cfg.Stride, true)

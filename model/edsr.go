@@ -5,20 +5,20 @@ import (
 	"math/rand/v2"
 
 	G "gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
 )
 
 // edsrMean is the RGB mean of DIV2K that EDSR subtracts (pdm-spec §4).
 var edsrMean = []float64{0.4488, 0.4371, 0.4040}
 
-// EDSR is the EDSR-baseline super-resolution network: a head conv, NB
-// residual blocks (conv-ReLU-conv scaled by ResScale), a body conv with a
-// global skip, pixel-shuffle upsampling and a tail conv (or the light
-// upsampler of SRConfig.Upsampler), in the RGBRange
-// value range with the DIV2K mean shifted out (fixed, not trained).
-type EDSR struct {
+// edsr is the EDSR-baseline super-resolution network (arch "edsr"): a
+// head conv, NB residual blocks (conv-ReLU-conv scaled by ResScale), a
+// body conv with a global skip, pixel-shuffle upsampling and a tail conv
+// (or the light upsampler of SRConfig.Upsampler), in the RGBRange value
+// range with the DIV2K mean shifted out (fixed, not trained). Its
+// parameters keep the names pdmflow has always saved: sr.head,
+// sr.body.N.conv1/conv2, sr.body.last, sr.up.N, sr.tail.
+type edsr struct {
 	Cfg    SRConfig
-	M      *Module // "sr.*"
 	head   conv
 	blocks [][2]conv
 	body   conv
@@ -26,31 +26,51 @@ type EDSR struct {
 	tail   conv
 }
 
-// NewEDSR builds an EDSR with parameters of type dt.
-func NewEDSR(cfg SRConfig, dt tensor.Dtype, seed uint64) (*EDSR, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+func init() {
+	registerSR("edsr", srArch{validate: validateEDSR, build: newEDSR})
+}
+
+func validateEDSR(c SRConfig) []error {
+	var errs []error
+	if c.Scale != 2 && c.Scale != 3 && c.Scale != 4 {
+		errs = append(errs, fmt.Errorf("scale %d: edsr upsamples by 2, 3 or 4", c.Scale))
 	}
+	if c.Upsampler != "pixelshuffle" && c.Upsampler != "light" {
+		errs = append(errs, fmt.Errorf("upsampler %q: pixelshuffle or light", c.Upsampler))
+	}
+	if c.ResScale <= 0 || c.RGBRange <= 0 {
+		errs = append(errs, fmt.Errorf("res_scale/rgb_range %g/%g must be positive", c.ResScale, c.RGBRange))
+	}
+	if c.GC != 0 {
+		errs = append(errs, fmt.Errorf("gc %d: edsr has no growth channels (an rrdb setting)", c.GC))
+	}
+	return errs
+}
+
+// newEDSR adds an EDSR's parameters to m (the random stream is the one
+// pdmflow's EDSR has always drawn from, so a seed gives the weights it
+// gave before the SR seam).
+func newEDSR(m *Module, cfg SRConfig, seed uint64) srNet {
 	r := rand.New(rand.NewPCG(seed, 0xed5))
-	e := &EDSR{Cfg: cfg, M: NewModule("sr", dt)}
+	e := &edsr{Cfg: cfg}
 	nf := cfg.NF
-	e.head = e.M.newConv(r, "head", 3, nf, 3, 1, true)
+	e.head = m.newConv(r, "head", 3, nf, 3, 1, true)
 	for i := 0; i < cfg.NB; i++ {
 		e.blocks = append(e.blocks, [2]conv{
-			e.M.newConv(r, fmt.Sprintf("body.%d.conv1", i), nf, nf, 3, 1, true),
-			e.M.newConv(r, fmt.Sprintf("body.%d.conv2", i), nf, nf, 3, 1, true),
+			m.newConv(r, fmt.Sprintf("body.%d.conv1", i), nf, nf, 3, 1, true),
+			m.newConv(r, fmt.Sprintf("body.%d.conv2", i), nf, nf, 3, 1, true),
 		})
 	}
-	e.body = e.M.newConv(r, "body.last", nf, nf, 3, 1, true)
+	e.body = m.newConv(r, "body.last", nf, nf, 3, 1, true)
 	if cfg.Upsampler == "light" {
-		e.tail = e.M.newConv(r, "tail", nf, 3*cfg.Scale*cfg.Scale, 3, 1, true)
-		return e, nil
+		e.tail = m.newConv(r, "tail", nf, 3*cfg.Scale*cfg.Scale, 3, 1, true)
+		return e
 	}
 	for i, f := range upFactors(cfg.Scale) {
-		e.up = append(e.up, e.M.newConv(r, fmt.Sprintf("up.%d", i), nf, f*f*nf, 3, 1, true))
+		e.up = append(e.up, m.newConv(r, fmt.Sprintf("up.%d", i), nf, f*f*nf, 3, 1, true))
 	}
-	e.tail = e.M.newConv(r, "tail", nf, 3, 3, 1, true)
-	return e, nil
+	e.tail = m.newConv(r, "tail", nf, 3, 3, 1, true)
+	return e
 }
 
 // upFactors splits the scale into pixel-shuffle steps: x4 is two x2.
@@ -61,11 +81,11 @@ func upFactors(scale int) []int {
 	return []int{scale}
 }
 
-// Forward adds the SR image of lr (N x 3 x h x w in [0,1]). With
-// Cfg.Residual, bicubic must be lr upsampled by bicubic interpolation
-// (N x 3 x h*s x w*s) and the network adds its output to it; otherwise
-// bicubic is ignored and may be nil.
-func (e *EDSR) Forward(g *Graph, lr, bicubic *G.Node) *G.Node {
+// receptiveRadius counts the head, 2 per residual block, the body conv and
+// the upsampling and tail convs (at most one LR pixel each).
+func (e *edsr) receptiveRadius() int { return 1 + 2*e.Cfg.NB + 1 + len(e.up) + 1 }
+
+func (e *edsr) forward(g *Graph, lr, bicubic *G.Node) *G.Node {
 	rng := e.Cfg.RGBRange
 	scale := []float64{rng, rng, rng}
 	shift := make([]float64, 3)

@@ -44,18 +44,24 @@ func TestPDMEndToEndGradient(t *testing.T) {
 		spatial  bool
 		mode     string
 		zeroMean bool
+		mix      bool
 	}{
-		{"invariant-mixed", false, NoiseMixed, false},
-		{"invariant-mixed-zeromean", false, NoiseMixed, true},
-		{"spatial-mixed", true, NoiseMixed, false},
-		{"invariant-zonly", false, NoiseZOnly, false},
-		{"invariant-content", false, NoiseContentOnly, false},
-		{"invariant-off", false, NoiseOff, false},
+		{"invariant-mixed", false, NoiseMixed, false, false},
+		{"invariant-mixed-zeromean", false, NoiseMixed, true, false},
+		{"spatial-mixed", true, NoiseMixed, false, false},
+		{"invariant-zonly", false, NoiseZOnly, false, false},
+		{"invariant-content", false, NoiseContentOnly, false, false},
+		{"invariant-off", false, NoiseOff, false, false},
+		// The content-dependent kernel network of the paper's Table 5:
+		// cat(HR on the LR grid, z_k).
+		{"spatial-mix-kernel", true, NoiseMixed, false, true},
+		{"spatial-mix-kernel-off", true, NoiseOff, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(11, 12))
 			cfg := smallPDMConfig(tc.spatial, tc.mode)
 			cfg.Noise.ZeroMean = tc.zeroMean
+			cfg.Kernel.Mix = tc.mix
 			pdm, err := NewPDM(cfg, tensor.Float64, 1)
 			if err != nil {
 				t.Fatal(err)
@@ -92,7 +98,7 @@ func TestPDMEndToEndGradient(t *testing.T) {
 				if zn != nil {
 					znN = g.Input("zn", zn.Shape()...)
 				}
-				kern := pdm.KernelNet(g, zkN, true)
+				kern := pdm.KernelNet(g, hrN, zkN, true)
 				fake := g.BlurDown(hrN, kern, pdm.Cfg.Kernel.Size, pdm.Cfg.Scale)
 				var noise *G.Node
 				if pdm.Noise == nil {
@@ -126,34 +132,6 @@ func TestDiscriminatorGradient(t *testing.T) {
 			fake := d.Forward(g, g.Input("fake", 2, 3, 8, 8))
 			return g.Sum(g.MeanSquare(real, 1, 0.5), g.MeanSquare(fake, 0, 0.5))
 		}, gradcheck.Options{Samples: 15})
-	}
-}
-
-// TestEDSRGradient checks the SR step's L1 loss through EDSR at each scale,
-// plain and residual over a given bicubic upsampling.
-func TestEDSRGradient(t *testing.T) {
-	r := rand.New(rand.NewPCG(15, 16))
-	for _, scale := range []int{2, 3, 4} {
-		for i, residual := range []bool{false, true} {
-			up := []string{"pixelshuffle", "light"}[i]
-			e, err := NewEDSR(SRConfig{Arch: "edsr", Scale: scale, NF: 4, NB: 2, ResScale: 0.5, RGBRange: 255, Residual: residual, Upsampler: up}, tensor.Float64, 4)
-			if err != nil {
-				t.Fatal(err)
-			}
-			const n, h = 2, 5
-			feeds := map[string]*tensor.Dense{"lr": randDense(r, n, 3, h, h), "hr": randDense(r, n, 3, h*scale, h*scale)}
-			if residual {
-				feeds["bic"] = randDense(r, n, 3, h*scale, h*scale)
-			}
-			checkGraph(t, "edsr", e.M, feeds, func(g *Graph) *G.Node {
-				var bic *G.Node
-				if residual {
-					bic = g.Input("bic", n, 3, h*scale, h*scale)
-				}
-				sr := e.Forward(g, g.Input("lr", n, 3, h, h), bic)
-				return g.MeanAbsDiff(sr, g.Input("hr", n, 3, h*scale, h*scale), 1)
-			}, gradcheck.Options{Samples: 10, Eps: 1e-7, Tol: 1e-5})
-		}
 	}
 }
 
@@ -208,7 +186,7 @@ func TestDetachMatchesConstant(t *testing.T) {
 		var fake, noise *G.Node
 		if constant {
 			f["clean"] = clean
-			kern := pdm.KernelNet(g, zkN, true)
+			kern := pdm.KernelNet(g, hrN, zkN, true)
 			noise = pdm.noise(g, g.Input("clean", clean.Shape()...), znN, true)
 			fake = g.AddScaled(g.BlurDown(hrN, kern, pdm.Cfg.Kernel.Size, pdm.Cfg.Scale), noise, 1)
 		} else {
@@ -252,7 +230,7 @@ func TestKernelCentroidGradient(t *testing.T) {
 	zk, _ := pdm.SampleLatents(r, tensor.Float64, 3, 2, 2)
 	ks := cfg.Kernel.Size
 	checkGraph(t, "centroid", pdm.Kernel, map[string]*tensor.Dense{"zk": zk}, func(g *Graph) *G.Node {
-		k := pdm.KernelNet(g, g.Input("zk", zk.Shape()...), true)
+		k := pdm.KernelNet(g, nil, g.Input("zk", zk.Shape()...), true)
 		return g.KernelCentroid(k, ks, float64(ks/2)+1.5, 0.3)
 	}, gradcheck.Options{Samples: 20, Tol: 1e-6})
 }

@@ -153,7 +153,7 @@ func TestWeightsRoundTripAndMismatch(t *testing.T) {
 		t.Fatalf("mismatch error %v", err)
 	}
 	// A PDM file is not SR weights.
-	if _, err := LoadEDSR(path); err == nil || !strings.Contains(err.Error(), "expected sr weights") {
+	if _, err := LoadSR(path); err == nil || !strings.Contains(err.Error(), "expected sr weights") {
 		t.Fatalf("kind error %v", err)
 	}
 	// A file with an extra tensor under the module's prefix is refused.

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 
@@ -39,7 +40,11 @@ func NewPDM(cfg PDMConfig, dt tensor.Dtype, seed uint64) (*PDM, error) {
 	if k.Spatial {
 		kc = k.Conv
 	}
-	p.kHead = p.Kernel.newConv(r, "head", k.NC, k.NF, kc, 1, true)
+	kin := k.NC
+	if k.Mix {
+		kin += 3 // the HR image on the LR grid
+	}
+	p.kHead = p.Kernel.newConv(r, "head", kin, k.NF, kc, 1, true)
 	p.kHeadBN = p.Kernel.newBN("head.bn", k.NF)
 	for i := 0; i < k.NB; i++ {
 		p.kBlocks = append(p.kBlocks, p.Kernel.newBNResBlock(r, fmt.Sprintf("body.%d", i), k.NF, kc))
@@ -148,7 +153,7 @@ type PDMOutput struct {
 // ones, so that each sample's degradation depends on its own latents only.
 func (p *PDM) Forward(g *Graph, hr, zk, zn *G.Node, train bool) PDMOutput {
 	var out PDMOutput
-	out.Kernel = p.KernelNet(g, zk, train)
+	out.Kernel = p.KernelNet(g, hr, zk, train)
 	out.Clean = g.BlurDown(hr, out.Kernel, p.Cfg.Kernel.Size, p.Cfg.Scale)
 	if p.Noise == nil {
 		out.Fake = g.FourierQuant(out.Clean)
@@ -160,9 +165,12 @@ func (p *PDM) Forward(g *Graph, hr, zk, zn *G.Node, train bool) PDMOutput {
 }
 
 // KernelNet adds the kernel network alone: z_k (from LatentShapes) to
-// kernels, N x k*k (or N x k*k x h x w when spatially variant).
-func (p *PDM) KernelNet(g *Graph, zk *G.Node, train bool) *G.Node {
-	n, _, _, _, ok := g.shape4("kernel net", zk)
+// kernels, N x k*k (or N x k*k x h x w when spatially variant). hr, the HR
+// batch, is read only by a content-dependent network (Cfg.Kernel.Mix),
+// whose input is cat(hr resized to z_k's h x w by bicubic interpolation,
+// z_k); otherwise it may be nil.
+func (p *PDM) KernelNet(g *Graph, hr, zk *G.Node, train bool) *G.Node {
+	n, _, zh, zw, ok := g.shape4("kernel net", zk)
 	if !ok {
 		return nil
 	}
@@ -171,9 +179,18 @@ func (p *PDM) KernelNet(g *Graph, zk *G.Node, train bool) *G.Node {
 	// constant: its running variance decays to zero, and inference
 	// BatchNorm would then blow the running mean's lag up by 1/sqrt(eps).
 	// Batch statistics of a constant input give every sample the same
-	// kernel whatever the batch, so they serve inference too.
-	train = train || p.Cfg.FixKernelZ
-	h := g.applyConv(zk, p.kHead, ident)
+	// kernel whatever the batch, so they serve inference too. A
+	// content-dependent network's input is the image: not constant.
+	train = train || p.fixedKernelInput()
+	in := zk
+	if k.Mix {
+		if hr == nil {
+			g.fail(errors.New("model: kernel net: a content-dependent kernel network (kernel.mix) needs the HR image"))
+			return nil
+		}
+		in = g.Concat(g.ResizeData(hr, zh, zw), zk)
+	}
+	h := g.applyConv(in, p.kHead, ident)
 	h = g.applyBN(h, p.kHeadBN, train, relu)
 	for _, b := range p.kBlocks {
 		h = g.applyBNResBlock(h, b, train)
@@ -184,6 +201,10 @@ func (p *PDM) KernelNet(g *Graph, zk *G.Node, train bool) *G.Node {
 	}
 	return kern
 }
+
+// fixedKernelInput reports whether the kernel network's input is the same
+// for every sample: z_k fixed to zero and no image in the input.
+func (p *PDM) fixedKernelInput() bool { return p.Cfg.FixKernelZ && !p.Cfg.Kernel.Mix }
 
 // noise adds the noise network on the (detached) clean LR and z_n.
 func (p *PDM) noise(g *Graph, clean, zn *G.Node, train bool) *G.Node {

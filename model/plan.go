@@ -29,10 +29,12 @@ type ConvStep struct {
 	ReLU         bool
 }
 
-// KernelSteps is the kernel network as convolution steps; its output
+// KernelSteps is the kernel network as convolution steps; its input is
+// z_k (for a content-dependent network, Cfg.Kernel.Mix, cat(the HR image on
+// the LR grid, z_k), which package gpu does not build) and its output
 // (k*k channels) goes through the softmax over channels.
 func (p *PDM) KernelSteps() []ConvStep {
-	fixed := p.Cfg.FixKernelZ
+	fixed := p.fixedKernelInput()
 	steps := []ConvStep{convStep(p.kHead, &p.kHeadBN, fixed, false, true)}
 	for _, b := range p.kBlocks {
 		steps = append(steps, convStep(b.C1, &b.BN, fixed, false, true), convStep(b.C2, nil, false, true, false))

@@ -229,35 +229,6 @@ func (w *WeightsFile) PDM() (*PDM, error) {
 	return p, nil
 }
 
-// SaveEDSR writes an SR network's weights and config to path (kind "sr").
-func SaveEDSR(path string, e *EDSR) error {
-	b, err := EncodeWeights(KindSR, e.Cfg, nil, nil, e.M)
-	if err != nil {
-		return err
-	}
-	return WriteFileAtomic(path, b)
-}
-
-// LoadEDSR reads an SR network saved by SaveEDSR, built as float32.
-func LoadEDSR(path string) (*EDSR, error) {
-	w, err := ReadWeightsFile(path, KindSR)
-	if err != nil {
-		return nil, err
-	}
-	var cfg SRConfig
-	if err := w.Config(&cfg); err != nil {
-		return nil, err
-	}
-	e, err := NewEDSR(cfg, tensor.Float32, 0)
-	if err != nil {
-		return nil, fmt.Errorf("model: %s: %w", path, err)
-	}
-	if err := w.Load(e.M); err != nil {
-		return nil, err
-	}
-	return e, nil
-}
-
 // SaveDiscriminator writes a discriminator's weights and config to path
 // (kind "disc").
 func SaveDiscriminator(path string, d *Discriminator) error {

@@ -48,7 +48,7 @@ func (t *Trainer) StepConvFLOPs(step int) int64 {
 		n += convFLOPs(t.gFake)
 	}
 	if c.TrainsSR(step) {
-		n += convFLOPs(t.gSR)
+		n += convFLOPs(t.gSR) + convFLOPs(t.gD2) // gD2 nil without PDM-SRGAN
 	}
 	return n
 }

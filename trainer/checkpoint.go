@@ -81,7 +81,7 @@ func (t *Trainer) Save() error {
 			return fmt.Errorf("trainer: %w", err)
 		}
 	}
-	if err := model.SaveEDSR(filepath.Join(out, SRFile), t.SR); err != nil {
+	if err := model.SaveSR(filepath.Join(out, SRFile), t.SR); err != nil {
 		return fmt.Errorf("trainer: %w", err)
 	}
 	t.log.Debug("checkpoint saved", "step", t.step, "dir", out)
@@ -96,6 +96,9 @@ func (t *Trainer) optimizers() map[string]*model.Adam {
 		m["pdm"] = t.optPDM
 		m["disc"] = t.optD
 	}
+	if t.optD2 != nil {
+		m["disc2"] = t.optD2
+	}
 	return m
 }
 
@@ -104,11 +107,12 @@ func resumable(c Config) Config {
 	c.Name = "" // a label
 	c.Steps = 0
 	c.LogEvery, c.SampleEvery, c.CheckpointEvery = 0, 0, 0
+	c.VGG = "" // where the weights are, not what they are
 	if !c.TrainsPDM() {
 		// What a run that trains no PDM does not use (so that SR runs of
 		// configs that differ only in their PDM can share a checkpoint).
 		c.PDM, c.Disc = model.PDMConfig{}, model.DiscConfig{}
-		c.Loss = LossConfig{L1: c.Loss.L1}
+		c.Loss = LossConfig{L1: c.Loss.L1, Percep: c.Loss.Percep, SRAdv: c.Loss.SRAdv}
 		c.PDMEMA, c.PDMEMAKernelOnly, c.DiscLRScale = 0, false, 0
 		c.Regime, c.Stage1Steps = "", 0
 	}
@@ -188,6 +192,7 @@ func (t *Trainer) restore() error {
 		}
 	}
 	t.step = step
+	t.resumed = true
 	t.log.Info("resuming from checkpoint", "path", path, "step", step, "stream_position", t.streamRestored.Position, "pool", len(t.streamRestored.Pool))
 	return nil
 }

@@ -33,6 +33,16 @@ type LossConfig struct {
 	Adv      float64 `yaml:"adv" json:"adv"`             // LSGAN weight for PDM and discriminator
 	NoiseReg float64 `yaml:"noise_reg" json:"noise_reg"` // lambda of lambda*mean(n^2)
 	L1       float64 `yaml:"l1" json:"l1"`               // SR pixel loss
+	// Percep weighs PDM-SRGAN's perceptual loss on the SR image: the L1
+	// between VGG19's conv5_4 features (before the ReLU) of SR and HR
+	// (model.VGG.Perceptual; 0.05 in the official percep configs). It
+	// needs VGG19 weights (Config.VGG or Options.VGG). 0: off.
+	Percep float64 `yaml:"percep,omitempty" json:"percep,omitempty"`
+	// SRAdv weighs the SR network's LSGAN term against the discriminator
+	// D2 on HR images (Config.Disc2): SRAdv * mean((D2(sr) - 1)^2), and
+	// D2's own loss SRAdv * 1/2 [mean((D2(hr) - 1)^2) + mean(D2(sr)^2)] as
+	// D1's is weighed by Adv (0.05 in the official percep configs). 0: off.
+	SRAdv float64 `yaml:"sr_adv,omitempty" json:"sr_adv,omitempty"`
 	// KernelCenter weighs the squared distance (in taps) between each
 	// kernel's centroid and the middle of the scale x scale block (where
 	// imresize puts an LR pixel). Unpaired training cannot see a global
@@ -106,19 +116,28 @@ func (l LossConfig) validate(c *Config) []error {
 
 // Config is everything a training run needs besides its data.
 type Config struct {
-	Name        string            `yaml:"name" json:"name"`
-	Regime      string            `yaml:"regime" json:"regime"`
-	Degradation string            `yaml:"degradation" json:"degradation"`
-	Steps       int               `yaml:"steps" json:"steps"`
-	Stage1Steps int               `yaml:"stage1_steps" json:"stage1_steps"` // two-stage: PDM-only steps
-	Batch       int               `yaml:"batch" json:"batch"`
-	HRCrop      int               `yaml:"hr_crop" json:"hr_crop"` // HR crop side; the real-LR crop is HRCrop/scale
-	Seed        uint64            `yaml:"seed" json:"seed"`
-	PDM         model.PDMConfig   `yaml:"pdm" json:"pdm"`
-	Disc        model.DiscConfig  `yaml:"disc" json:"disc"`
-	SR          model.SRConfig    `yaml:"sr" json:"sr"`
-	Loss        LossConfig        `yaml:"loss" json:"loss"`
-	Optim       model.OptimConfig `yaml:"optim" json:"optim"`
+	Name        string           `yaml:"name" json:"name"`
+	Regime      string           `yaml:"regime" json:"regime"`
+	Degradation string           `yaml:"degradation" json:"degradation"`
+	Steps       int              `yaml:"steps" json:"steps"`
+	Stage1Steps int              `yaml:"stage1_steps" json:"stage1_steps"` // two-stage: PDM-only steps
+	Batch       int              `yaml:"batch" json:"batch"`
+	HRCrop      int              `yaml:"hr_crop" json:"hr_crop"` // HR crop side; the real-LR crop is HRCrop/scale
+	Seed        uint64           `yaml:"seed" json:"seed"`
+	PDM         model.PDMConfig  `yaml:"pdm" json:"pdm"`
+	Disc        model.DiscConfig `yaml:"disc" json:"disc"`
+	// Disc2 is PDM-SRGAN's second PatchGAN, on HR crops (real = HR, fake =
+	// the SR image detached), trained after the SR step (pdm-spec §5 step
+	// 4). Absent (all zero) when loss.sr_adv is 0.
+	Disc2 model.DiscConfig `yaml:"disc2,omitempty" json:"disc2,omitempty"`
+	// VGG is the file of VGG19 weights the perceptual loss (loss.percep)
+	// needs: torchvision's vgg19 state dict (.pth) or the same tensors as
+	// safetensors. pdmflow ships and downloads none. Options.VGG (train
+	// --vgg) overrides it.
+	VGG   string            `yaml:"vgg,omitempty" json:"vgg,omitempty"`
+	SR    model.SRConfig    `yaml:"sr" json:"sr"`
+	Loss  LossConfig        `yaml:"loss" json:"loss"`
+	Optim model.OptimConfig `yaml:"optim" json:"optim"`
 	// PDMEMA, when in (0, 1), keeps an exponential moving average of the
 	// PDM's weights with this decay: the averaged PDM makes the SR
 	// network's pairs, is published to producers and is saved. 0 uses the
@@ -161,6 +180,9 @@ func (c *Config) PoolPairs() int {
 	}
 	return 8 * c.Batch
 }
+
+// HasDisc2 reports whether the run has PDM-SRGAN's discriminator D2.
+func (c *Config) HasDisc2() bool { return c.Disc2 != (model.DiscConfig{}) }
 
 // Scale is the super-resolution factor.
 func (c *Config) Scale() int { return c.PDM.Scale }
@@ -229,8 +251,24 @@ func (c *Config) Validate() error {
 	if c.Loss.KernelCenter > 0 && c.PDM.Kernel.Spatial {
 		errs = append(errs, errors.New("loss.kernel_center is for spatially invariant kernels"))
 	}
-	if c.Loss.Adv < 0 || c.Loss.NoiseReg < 0 || c.Loss.L1 <= 0 || c.Loss.KernelCenter < 0 {
+	if c.Loss.Adv < 0 || c.Loss.NoiseReg < 0 || c.Loss.L1 <= 0 || c.Loss.KernelCenter < 0 || !(c.Loss.Percep >= 0) || !(c.Loss.SRAdv >= 0) {
 		errs = append(errs, fmt.Errorf("loss weights %+v", c.Loss))
+	}
+	switch {
+	case c.Loss.SRAdv > 0 && !c.HasDisc2():
+		errs = append(errs, fmt.Errorf("loss.sr_adv %g needs disc2, the discriminator on HR images (e.g. disc2: {nf: 64, out: 64, stride: 1})", c.Loss.SRAdv))
+	case c.Loss.SRAdv == 0 && c.HasDisc2():
+		errs = append(errs, errors.New("disc2 is set but loss.sr_adv is 0: weigh the SR network's adversarial term, or remove disc2"))
+	case c.HasDisc2():
+		if err := c.Disc2.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("disc2: %w", err))
+		}
+		if p := c.Disc2.Pack; p > 1 && c.Batch%p != 0 {
+			errs = append(errs, fmt.Errorf("disc2.pack %d must divide the batch %d", p, c.Batch))
+		}
+	}
+	if c.Loss.Percep > 0 && c.HRCrop < model.VGGMinSize {
+		errs = append(errs, fmt.Errorf("hr_crop %d: the perceptual loss's VGG19 needs crops of at least %d", c.HRCrop, model.VGGMinSize))
 	}
 	errs = append(errs, c.Loss.validate(c)...)
 	if c.PDMEMA < 0 || c.PDMEMA >= 1 {

@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +32,11 @@ type RunStart struct {
 	Threads    int       `json:"threads"`
 	Seed       uint64    `json:"seed"`
 	Streaming  bool      `json:"streaming"`
+	// InitSR is the pretrained SR weights file the run started from
+	// (Options.InitSR; not on a start that resumed), VGG the perceptual
+	// loss's VGG19 weights.
+	InitSR string `json:"init_sr,omitempty"`
+	VGG    string `json:"vgg,omitempty"`
 }
 
 // RunRecord is RunFile's content.
@@ -55,6 +61,12 @@ func (t *Trainer) recordStart() error {
 	rec.Config = t.cfg.Name
 	rec.Starts = append(rec.Starts, RunStart{Time: time.Now().UTC(), Step: t.step, Version: t.opt.Version, GoVersion: runtime.Version(),
 		GemmKernel: kernels.GemmKernel(), Threads: kernels.Workers(), Seed: t.cfg.Seed, Streaming: t.opt.Stream != nil})
+	if t.opt.InitSR != "" && !t.resumed {
+		rec.Starts[len(rec.Starts)-1].InitSR = t.opt.InitSR
+	}
+	if t.vgg != nil {
+		rec.Starts[len(rec.Starts)-1].VGG = cmp.Or(t.opt.VGG, t.cfg.VGG)
+	}
 	b, _ = json.MarshalIndent(rec, "", "  ")
 	if err := model.WriteFileAtomic(path, b); err != nil {
 		return fmt.Errorf("trainer: %w", err)

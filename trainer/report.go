@@ -17,7 +17,10 @@ var csvColumns = []string{"step", "unix_time", "g_adv", "noise_reg", "noise_std"
 	// Streamed pairs: the mean age of their weights, and the oldest, in steps.
 	"pair_age", "pair_age_max",
 	// Validation (Options.Val), at the reports after it ran.
-	"val_psnr", "val_ssim"}
+	"val_psnr", "val_ssim",
+	// PDM-SRGAN: the SR network's perceptual and adversarial terms
+	// (weighted, as l1), and its discriminator D2's loss.
+	"percep", "sr_adv", "d2", "d2_real", "d2_fake"}
 
 func (t *Trainer) openCSV() error {
 	path := filepath.Join(t.opt.Out, LogFile)

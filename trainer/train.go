@@ -5,6 +5,7 @@
 package trainer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -58,6 +59,14 @@ type Options struct {
 	// Observer, when set, watches the run as it trains (a live dashboard):
 	// reports, pictures, the learned distribution. See Observer.
 	Observer Observer
+	// InitSR, when set, is an SR weights file (kind "sr") of the config's
+	// architecture and shape that the SR network starts from instead of
+	// its random init, as the official code starts from a pretrained EDSR.
+	// Ignored when the run resumes from a checkpoint.
+	InitSR string
+	// VGG is the VGG19 weights file of the perceptual loss; it overrides
+	// Config.VGG.
+	VGG string
 }
 
 // Trainer runs one training job.
@@ -77,17 +86,27 @@ type Trainer struct {
 	// per kernel tap (the mode-seeking loss reads it as the step runs).
 	dz   float64
 	Disc *model.Discriminator
-	SR   *model.EDSR
+	SR   *model.SR
+	// Disc2 is PDM-SRGAN's discriminator on HR images (nil without
+	// loss.sr_adv); vgg the perceptual loss's feature network (nil without
+	// loss.percep).
+	Disc2 *model.Discriminator
+	vgg   *model.VGG
 
-	optPDM, optD, optSR *model.Adam
+	optPDM, optD, optSR, optD2 *model.Adam
 
-	gPDM, gD, gSR, gFake, gAvg *model.Graph
-	n                          nodes
+	gPDM, gD, gSR, gD2, gFake, gAvg *model.Graph
+	n                               nodes
 
-	step int // steps completed
+	step    int  // steps completed
+	resumed bool // restored from a checkpoint
+
+	// probe, set by tests only, sees every graph's feeds just before it
+	// runs and every optimizer just before it steps.
+	probe *stepProbe
 
 	// Per-step buffers, reused.
-	hrBuf, realBuf, fakeBuf, lrBuf, bicBuf []float32
+	hrBuf, realBuf, fakeBuf, lrBuf, bicBuf, srBuf []float32
 
 	acc   lossAcc
 	meter *progress.Meter
@@ -122,6 +141,27 @@ type Trainer struct {
 	publishBackoff time.Duration
 }
 
+// stepProbe is a test's view of a training step: run is called with each
+// graph's stage ("pdm", "disc", "fake", "avg", "sr", "disc2") and feeds
+// just before the graph runs, update with each optimizer's stage, the
+// optimizer and its gradients just before it steps. Either may be nil.
+type stepProbe struct {
+	run    func(stage string, feeds map[string]*tensor.Dense)
+	update func(stage string, o *model.Adam, grads []*tensor.Dense)
+}
+
+func (p *stepProbe) ran(stage string, feeds map[string]*tensor.Dense) {
+	if p != nil && p.run != nil {
+		p.run(stage, feeds)
+	}
+}
+
+func (p *stepProbe) updated(stage string, o *model.Adam, grads []*tensor.Dense) {
+	if p != nil && p.update != nil {
+		p.update(stage, o, grads)
+	}
+}
+
 // nodes are the graph nodes the loop reads.
 type nodes struct {
 	gAdv, gNoise, fake, kern, noise *G.Node
@@ -129,6 +169,8 @@ type nodes struct {
 	kSmooth, kRadius, modeSeek      *G.Node
 	dLoss, dReal, dFake             *G.Node
 	srLoss, sr                      *G.Node
+	srL1, srPercep, srAdv           *G.Node
+	d2Loss, d2Real, d2Fake          *G.Node
 	fakeOnly                        *G.Node
 	avgFake                         *G.Node
 }
@@ -216,17 +258,43 @@ func New(cfg *Config, opt Options) (*Trainer, error) {
 			t.updateAvg()
 		}
 	}
-	if t.SR, err = model.NewEDSR(cfg.SR, tensor.Float32, seed+3); err != nil {
+	if t.SR, err = model.NewSR(cfg.SR, tensor.Float32, seed+3); err != nil {
 		return nil, err
 	}
 	if t.optSR, err = model.NewAdam(cfg.Optim, t.SR.M); err != nil {
 		return nil, err
+	}
+	if cfg.HasDisc2() {
+		if t.Disc2, err = model.NewDiscriminatorNamed("disc2", cfg.Disc2, tensor.Float32, seed+4); err != nil {
+			return nil, err
+		}
+		if t.optD2, err = model.NewAdam(cfg.Optim, t.Disc2.M); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Loss.Percep > 0 {
+		path := cmp.Or(opt.VGG, cfg.VGG)
+		if path == "" {
+			return nil, fmt.Errorf("trainer: loss.percep %g needs VGG19 weights: --vgg FILE or vgg: PATH in the config (torchvision's vgg19 state dict, .pth or safetensors; pdmflow downloads none)", cfg.Loss.Percep)
+		}
+		if t.vgg, err = model.LoadVGG19(path, tensor.Float32); err != nil {
+			return nil, fmt.Errorf("trainer: perceptual loss: %w", err)
+		}
 	}
 	if err := os.MkdirAll(filepath.Join(opt.Out, "samples"), 0o755); err != nil {
 		return nil, fmt.Errorf("trainer: %w", err)
 	}
 	if err := t.restore(); err != nil {
 		return nil, err
+	}
+	if opt.InitSR != "" {
+		if t.resumed {
+			t.log.Info("resuming: the SR network continues from the checkpoint, --init-sr is ignored", "init_sr", opt.InitSR, "step", t.step)
+		} else if err := t.SR.LoadInit(opt.InitSR); err != nil {
+			return nil, fmt.Errorf("trainer: --init-sr: %w", err)
+		} else {
+			t.log.Info("SR network initialised from pretrained weights", "init_sr", opt.InitSR, "arch", cfg.SR.Arch)
+		}
 	}
 	if err := t.build(); err != nil {
 		return nil, err
@@ -265,7 +333,11 @@ func (t *Trainer) modules() []*model.Module {
 		ms = append(ms, t.PDM.Modules()...)
 		ms = append(ms, t.Disc.M)
 	}
-	return append(ms, t.SR.M)
+	ms = append(ms, t.SR.M)
+	if t.Disc2 != nil {
+		ms = append(ms, t.Disc2.M)
+	}
+	return ms
 }
 
 // build makes the graphs of the steps this run needs.
@@ -371,15 +443,45 @@ func (t *Trainer) build() error {
 		bic = g.Input("bic", b, 3, s, s)
 	}
 	t.n.sr = t.SR.Forward(g, g.Input("lr", b, 3, hs, hs), bic)
-	t.n.srLoss = g.MeanAbsDiff(t.n.sr, g.Input("hr", b, 3, s, s), c.Loss.L1)
+	hrN := g.Input("hr", b, 3, s, s)
+	t.n.srL1 = g.MeanAbsDiff(t.n.sr, hrN, c.Loss.L1)
+	terms := []*G.Node{t.n.srL1}
+	if t.vgg != nil {
+		// PDM-SRGAN (pdm-spec §4): the perceptual term, whose gradient
+		// reaches the SR network (the official code's does not).
+		t.n.srPercep = t.vgg.Perceptual(g, t.n.sr, hrN, c.Loss.Percep)
+		terms = append(terms, t.n.srPercep)
+	}
+	if t.Disc2 != nil {
+		// LSGAN against D2, frozen in this graph.
+		t.n.srAdv = g.MeanSquare(t.Disc2.Forward(g, t.n.sr), 1, c.Loss.SRAdv)
+		terms = append(terms, t.n.srAdv)
+		g.Keep(t.n.sr) // D2's fake, read after the step
+	}
+	t.n.srLoss = g.Sum(terms...)
 	g.Backward(t.n.srLoss)
 	if err := g.Err(); err != nil {
 		return fmt.Errorf("trainer: SR step graph: %w", err)
 	}
 	t.gSR = g
+	if t.Disc2 != nil {
+		// D2 step (pdm-spec §5 step 4): real HR against the SR image of the
+		// SR step, detached.
+		t.srBuf = make([]float32, b*3*s*s)
+		g = model.NewGraph(tensor.Float32)
+		g.Train(t.Disc2.M)
+		t.n.d2Real = g.MeanSquare(t.Disc2.Forward(g, g.Input("real", b, 3, s, s)), 1, 0.5*c.Loss.SRAdv)
+		t.n.d2Fake = g.MeanSquare(t.Disc2.Forward(g, g.Input("fake", b, 3, s, s)), 0, 0.5*c.Loss.SRAdv)
+		t.n.d2Loss = g.Sum(t.n.d2Real, t.n.d2Fake)
+		g.Backward(t.n.d2Loss)
+		if err := g.Err(); err != nil {
+			return fmt.Errorf("trainer: SR discriminator step graph: %w", err)
+		}
+		t.gD2 = g
+	}
 	// The step's graphs run one after another: they share one arena, so
 	// each reuses the buffers the others have finished with.
-	for _, o := range []*model.Graph{t.gPDM, t.gD, t.gAvg, t.gFake} {
+	for _, o := range []*model.Graph{t.gPDM, t.gD, t.gAvg, t.gFake, t.gD2} {
 		if o != nil {
 			o.ShareArena(t.gSR)
 		}
@@ -389,7 +491,7 @@ func (t *Trainer) build() error {
 
 // Close releases the graphs and the log file.
 func (t *Trainer) Close() {
-	for _, g := range []*model.Graph{t.gPDM, t.gD, t.gSR, t.gFake, t.gAvg} {
+	for _, g := range []*model.Graph{t.gPDM, t.gD, t.gSR, t.gD2, t.gFake, t.gAvg} {
 		if g != nil {
 			g.Close()
 		}
@@ -455,6 +557,7 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 	if c.TrainsPDMAt(step) {
 		// 1. PDM step: LSGAN against the frozen discriminator plus the noise
 		// regulariser.
+		t.probe.ran("pdm", feedsPDM)
 		if err := t.gPDM.Run(feedsPDM); err != nil {
 			return err
 		}
@@ -476,7 +579,9 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 			t.acc.add("noise_reg", model.Scalar(t.n.gNoise))
 			t.acc.add("noise_std", rms(model.Float32s(t.n.noise)))
 		}
-		norm, err := t.optPDM.Step(grads(t.gPDM, t.optPDM))
+		gp := grads(t.gPDM, t.optPDM)
+		t.probe.updated("pdm", t.optPDM, gp)
+		norm, err := t.optPDM.Step(gp)
 		if err != nil {
 			return fmt.Errorf("trainer: PDM step %d: %w", step, err)
 		}
@@ -486,16 +591,21 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 			t.updateAvg()
 		}
 		// 2. Discriminator step on the same fake LR, detached.
-		if err := t.gD.Run(map[string]*tensor.Dense{"real": dense([]int{b, 3, hs, hs}, t.realBuf), "fake": dense([]int{b, 3, hs, hs}, t.fakeBuf)}); err != nil {
+		feedsD := map[string]*tensor.Dense{"real": dense([]int{b, 3, hs, hs}, t.realBuf), "fake": dense([]int{b, 3, hs, hs}, t.fakeBuf)}
+		t.probe.ran("disc", feedsD)
+		if err := t.gD.Run(feedsD); err != nil {
 			return err
 		}
 		t.acc.add("d", model.Scalar(t.n.dLoss))
 		t.acc.add("d_real", model.Scalar(t.n.dReal))
 		t.acc.add("d_fake", model.Scalar(t.n.dFake))
-		if _, err := t.optD.Step(grads(t.gD, t.optD)); err != nil {
+		gd := grads(t.gD, t.optD)
+		t.probe.updated("disc", t.optD, gd)
+		if _, err := t.optD.Step(gd); err != nil {
 			return fmt.Errorf("trainer: discriminator step %d: %w", step, err)
 		}
 	} else if c.TrainsPDM() && t.cons == nil {
+		t.probe.ran("fake", feedsPDM)
 		if err := t.gFake.Run(feedsPDM); err != nil {
 			return err
 		}
@@ -512,6 +622,7 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 		kernels.Quantize8(t.lrBuf, t.lrBuf)
 	case t.gAvg != nil:
 		// The fake LR of the averaged PDM, after this step's update.
+		t.probe.ran("avg", feedsPDM)
 		if err := t.gAvg.Run(feedsPDM); err != nil {
 			return err
 		}
@@ -534,12 +645,38 @@ func (t *Trainer) trainStep(ctx context.Context) error {
 		kernels.ResizeBicubic(b*3, hs, hs, s, s, t.bicBuf, t.lrBuf)
 		feeds["bic"] = dense([]int{b, 3, s, s}, t.bicBuf)
 	}
+	t.probe.ran("sr", feeds)
 	if err := t.gSR.Run(feeds); err != nil {
 		return err
 	}
-	t.acc.add("l1", model.Scalar(t.n.srLoss))
-	if _, err := t.optSR.Step(grads(t.gSR, t.optSR)); err != nil {
+	t.acc.add("l1", model.Scalar(t.n.srL1))
+	if t.n.srPercep != nil {
+		t.acc.add("percep", model.Scalar(t.n.srPercep))
+	}
+	if t.n.srAdv != nil {
+		t.acc.add("sr_adv", model.Scalar(t.n.srAdv))
+		copy(t.srBuf, model.Float32s(t.n.sr)) // made before the SR update
+	}
+	gs := grads(t.gSR, t.optSR)
+	t.probe.updated("sr", t.optSR, gs)
+	if _, err := t.optSR.Step(gs); err != nil {
 		return fmt.Errorf("trainer: SR step %d: %w", step, err)
+	}
+	if t.gD2 != nil {
+		// 4. D2 step: real HR against the step's SR image, detached.
+		feedsD2 := map[string]*tensor.Dense{"real": hr, "fake": dense([]int{b, 3, s, s}, t.srBuf)}
+		t.probe.ran("disc2", feedsD2)
+		if err := t.gD2.Run(feedsD2); err != nil {
+			return err
+		}
+		t.acc.add("d2", model.Scalar(t.n.d2Loss))
+		t.acc.add("d2_real", model.Scalar(t.n.d2Real))
+		t.acc.add("d2_fake", model.Scalar(t.n.d2Fake))
+		gd := grads(t.gD2, t.optD2)
+		t.probe.updated("disc2", t.optD2, gd)
+		if _, err := t.optD2.Step(gd); err != nil {
+			return fmt.Errorf("trainer: SR discriminator step %d: %w", step, err)
+		}
 	}
 	if streamed != nil {
 		t.observeAges(streamed)
@@ -675,7 +812,7 @@ func (t *Trainer) report() {
 	var fields []string
 	for _, f := range avg {
 		switch f.k {
-		case "step_s", "pdm_gnorm", "d_real", "d_fake", "k_width", "k_aniso_std", "k_pair_ratio", "k_hf_excess",
+		case "step_s", "pdm_gnorm", "d_real", "d_fake", "d2_real", "d2_fake", "k_width", "k_aniso_std", "k_pair_ratio", "k_hf_excess",
 			"noise_level_std", "spread_noise", "w1_noise":
 			continue // in the CSV and the metrics
 		}

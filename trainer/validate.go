@@ -112,7 +112,7 @@ func (t *Trainer) validate() ([]kv, error) {
 	t.m.ValSSIM.Set(ssim)
 	if psnr > t.bestPSNR {
 		t.bestPSNR, t.bestStep = psnr, t.step
-		if err := model.SaveEDSR(filepath.Join(t.opt.Out, SRBestFile), t.SR); err != nil {
+		if err := model.SaveSR(filepath.Join(t.opt.Out, SRBestFile), t.SR); err != nil {
 			return nil, fmt.Errorf("trainer: %w", err)
 		}
 		if t.PDM != nil {

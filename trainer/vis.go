@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -74,8 +75,13 @@ func PatchRows(rows [][]float32, count, s, zoom int) *imageio.Image {
 }
 
 // SampleKernels draws n kernels from the PDM's kernel network with
-// inference BatchNorm (what degrade and the producers use).
+// inference BatchNorm (what degrade and the producers use). A
+// content-dependent network (kernel.mix) has no kernels without an image
+// and is refused.
 func SampleKernels(p *model.PDM, r *rand.Rand, n int) ([]float32, error) {
+	if p.Cfg.Kernel.Mix {
+		return nil, errors.New("trainer: the kernels of a content-dependent kernel network (kernel.mix) depend on the image: they cannot be sampled from z_k alone")
+	}
 	// A spatially variant network draws its kernels on a 1x1 LR grid here:
 	// one kernel per sample, as for the invariant network.
 	zk, _ := p.SampleLatents(r, tensor.Float32, n, 1, 1)
@@ -85,7 +91,7 @@ func SampleKernels(p *model.PDM, r *rand.Rand, n int) ([]float32, error) {
 func runKernels(p *model.PDM, zk *tensor.Dense) ([]float32, error) {
 	g := model.NewGraph(tensor.Float32)
 	defer g.Close()
-	k := p.KernelNet(g, g.Input("zk", zk.Shape()...), false)
+	k := p.KernelNet(g, nil, g.Input("zk", zk.Shape()...), false)
 	g.Keep(k)
 	if err := g.Err(); err != nil {
 		return nil, err
@@ -104,11 +110,18 @@ func (t *Trainer) pictures() error {
 		return nil
 	}
 	c := t.cfg
-	k, err := SampleKernels(t.OutPDM(), rand.New(rand.NewPCG(c.Seed, 0xcafe)), 64)
-	if err != nil {
-		return fmt.Errorf("trainer: sampling kernels: %w", err)
-	}
 	ks := c.PDM.Kernel.Size
+	var k []float32
+	if c.PDM.Kernel.Mix {
+		// Content-dependent kernels: those the last PDM step made, at
+		// pixels spread over its batch.
+		k = kernelsFromMaps(model.Float32s(t.n.kern), c.Batch, ks*ks, c.LRCrop(), 64)
+	} else {
+		var err error
+		if k, err = SampleKernels(t.OutPDM(), rand.New(rand.NewPCG(c.Seed, 0xcafe)), 64); err != nil {
+			return fmt.Errorf("trainer: sampling kernels: %w", err)
+		}
+	}
 	grid := KernelGrid(k, 64, ks, 8, 4)
 	n := min(8, c.Batch)
 	lr := PatchRows([][]float32{t.fakeBuf, t.realBuf}, n, c.LRCrop(), 4)
@@ -131,4 +144,24 @@ func (t *Trainer) pictures() error {
 		}
 	}
 	return nil
+}
+
+// kernelsFromMaps picks count kernels from n maps of spatially variant
+// kernels (n x kk x side x side): sample i%n at pixels spread along the
+// diagonal.
+func kernelsFromMaps(maps []float32, n, kk, side, count int) []float32 {
+	out := make([]float32, 0, count*kk)
+	if len(maps) != n*kk*side*side {
+		return make([]float32, count*kk) // no PDM step yet: blank tiles
+	}
+	plane := side * side
+	for i := 0; i < count; i++ {
+		b := i % n
+		pos := (i / n * 7) % side
+		px := pos*side + (pos*3)%side
+		for tap := 0; tap < kk; tap++ {
+			out = append(out, maps[(b*kk+tap)*plane+px])
+		}
+	}
+	return out
 }

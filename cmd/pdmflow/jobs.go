@@ -304,7 +304,7 @@ func splitList(s string) []string {
 }
 
 func cmdRun(ctx context.Context, e *env, args []string) error {
-	fs, c := newFlags(e, "run", "run [--out DIR] [--preset NAME | --config FILE] [--steps N] [--seed S] [--dist NAME | --hr DIR --lr DIR --val-hr DIR --val-lr DIR]")
+	fs, c := newFlags(e, "run", "run [--out DIR] [--preset NAME | --config FILE] [--steps N] [--seed S] [--dist NAME | --hr DIR --lr DIR --val-hr DIR --val-lr DIR] [--init-sr SR.safetensors] [--vgg VGG19.pth]")
 	o := jobs.DemoOptions{Progress: e.progress, Version: version}
 	fs.StringVar(&o.Photos, "photos", "data/photos", "photographs to build the demo data from")
 	fs.StringVar(&o.Out, "out", "out/demo", "output directory (a finished stage is not redone)")
@@ -320,6 +320,8 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	seed := fs.Int64("seed", -1, "training seed (default: the config's); the demo data stay the same")
 	fs.BoolVar(&o.CompareDirect, "compare-direct", false, "also train PDM-SR in a single process, without the stream, and score it beside the streamed run")
 	lp := fs.String("lpips", "", "also score LPIPS with these comma-separated weights files (see eval --lpips)")
+	fs.StringVar(&o.InitSR, "init-sr", "", "start every SR network of the demo from these weights (same architecture and shape as the config's sr), as the official code starts from a pretrained EDSR")
+	fs.StringVar(&o.VGG, "vgg", "", "VGG19 weights for a PDM-SRGAN config's perceptual loss (torchvision's vgg19 .pth or safetensors)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address, e.g. :9090")
 	uiAddr := uiFlag(fs, uiTraining)
 	if err := parse(fs, c, e, args); err != nil {
@@ -364,10 +366,10 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdImport(ctx context.Context, e *env, args []string) error {
-	fs, c := newFlags(e, "import", "import --in FILE.pth --kind pdm|disc|edsr --out FILE.safetensors  (or --kind lpips --in ALEXNET,ALEX.pth)")
+	fs, c := newFlags(e, "import", "import --in FILE.pth --kind pdm|disc|edsr|rrdb --out FILE.safetensors  (or --kind lpips --in ALEXNET,ALEX.pth)")
 	var o jobs.ImportOptions
 	in := fs.String("in", "", "the official code's checkpoint (.pth: torch.save's zip or legacy format; read without running code); for --kind lpips, comma-separated weights files to merge")
-	fs.StringVar(&o.Kind, "kind", "", "pdm (DegModel: kernel and noise networks), disc (PatchGAN discriminator), edsr (EDSR, mean shifts folded), lpips (AlexNet features + lin layers into one file)")
+	fs.StringVar(&o.Kind, "kind", "", "pdm (DegModel: kernel and noise networks), disc (PatchGAN discriminator), edsr (EDSR, mean shifts folded), rrdb (ESRGAN's RRDBNet, BasicSR or ESRGAN names; --prefix params_ema for Real-ESRGAN files), lpips (AlexNet features + lin layers into one file)")
 	fs.StringVar(&o.Out, "out", "", "pdmflow weights file to write")
 	fs.IntVar(&o.Scale, "scale", 4, "pdm: the scale factor")
 	fs.StringVar(&o.NoiseMode, "noise-mode", "", "pdm: how the noise network's input was made (mixed, z-only, content-only); default: 6 input channels mixed, 3 z-only")
@@ -381,9 +383,9 @@ func cmdImport(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	switch o.Kind {
-	case "pdm", "disc", "edsr", jobs.KindLPIPS:
+	case "pdm", "disc", "edsr", "rrdb", jobs.KindLPIPS:
 	default:
-		return fmt.Errorf("%w: --kind %q: pdm, disc, edsr or lpips", errUsage, o.Kind)
+		return fmt.Errorf("%w: --kind %q: pdm, disc, edsr, rrdb or lpips", errUsage, o.Kind)
 	}
 	if o.Kind == "disc" && o.Stride != 1 && o.Stride != 2 {
 		return fmt.Errorf("%w: --kind disc needs --stride 1 or 2 (not in the weights)", errUsage)

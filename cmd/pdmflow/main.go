@@ -75,7 +75,7 @@ var commands = map[string]command{
 	"degrade":    {"apply a trained PDM to HR images (deterministic for a seed)", cmdDegrade},
 	"sr":         {"super-resolve LR images with trained SR weights (or bicubic)", cmdSR},
 	"eval":       {"PSNR and SSIM of SR images against ground truth (RGB or Y, shift-searched), LPIPS, NIQE", cmdEval},
-	"import":     {"convert the official code's PyTorch checkpoints (PDM, discriminator, EDSR) or LPIPS weights to pdmflow safetensors", cmdImport},
+	"import":     {"convert the official code's PyTorch checkpoints (PDM, discriminator, EDSR, RRDB) or LPIPS weights to pdmflow safetensors", cmdImport},
 	"niqe-fit":   {"fit a NIQE pristine model (mean and covariance of patch features) on a directory of images", cmdNIQEFit},
 	"synth":      {"build a target set with a known degradation (--dist): real-LR set, HR set, validation pairs, truth.json", cmdSynth},
 	"study":      {"run the demo for every config, synth distribution and seed; tabulate PSNR/SSIM (mean ± std) and the learned spread", cmdStudy},

@@ -25,6 +25,8 @@ func cmdReplay(ctx context.Context, e *env, args []string) error {
 	lr := fs.String("lr", "", "directory of real low-resolution images (the original run's --lr)")
 	out := fs.String("out", "", "output directory of the replay (it resumes from its own checkpoint)")
 	steps := fs.Int("steps", 0, "number of steps (default: the config's)")
+	initSR := fs.String("init-sr", "", "the original run's --init-sr (a replay must start from the same SR weights; run.json records them)")
+	vgg := fs.String("vgg", "", "the original run's --vgg, for a PDM-SRGAN config whose file does not name its VGG19 weights")
 	compare := fs.String("compare", "", "the original run's output directory: after the replay, compare losses and weights bit for bit (exit status 1 if they differ)")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
@@ -93,7 +95,7 @@ func cmdReplay(ctx context.Context, e *env, args []string) error {
 	}
 	// No weights are published: a replay must not move the live run's
 	// pointer.
-	t, err := trainer.New(cfg, trainer.Options{LRDir: *lr, Out: *out, Log: e.log, Progress: e.progress, Stream: so, Version: version})
+	t, err := trainer.New(cfg, trainer.Options{LRDir: *lr, Out: *out, Log: e.log, Progress: e.progress, Stream: so, Version: version, InitSR: *initSR, VGG: *vgg})
 	if err != nil {
 		return err
 	}

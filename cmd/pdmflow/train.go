@@ -17,7 +17,7 @@ import (
 )
 
 func cmdTrain(ctx context.Context, e *env, args []string) error {
-	fs, c := newFlags(e, "train", "train (--hr DIR | --source nats://HOST:PORT --run ID --store URL) --lr DIR --out DIR [--preset NAME | --config FILE] [--steps N]")
+	fs, c := newFlags(e, "train", "train (--hr DIR | --source nats://HOST:PORT --run ID --store URL) --lr DIR --out DIR [--preset NAME | --config FILE] [--steps N] [--init-sr SR.safetensors] [--vgg VGG19.pth]")
 	var conn connection
 	conn.addFlags(fs)
 	source := fs.String("source", "", "train on the pair stream of this NATS server (nats://host:port; same as --nats-url) instead of --hr")
@@ -37,6 +37,8 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 	degradation := fs.String("degradation", "", "what the SR network trains on: pdm (default) or bicubic (the baseline; --lr not needed)")
 	seed := fs.Int64("seed", -1, "random seed (overrides the config)")
 	uiAddr := uiFlag(fs, uiTraining)
+	initSR := fs.String("init-sr", "", "start the SR network from these weights (an sr.safetensors, or pdmflow import --kind edsr|rrdb of a pretrained checkpoint) of the config's architecture and shape, as the official code starts from a pretrained EDSR; ignored when resuming")
+	vgg := fs.String("vgg", "", "VGG19 weights for the perceptual loss of PDM-SRGAN configs (loss.percep): torchvision's vgg19 state dict (.pth) or safetensors; overrides the config's vgg")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
@@ -70,7 +72,7 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 	if cfg.Degradation == trainer.DegradePDM && *lr == "" {
 		return fmt.Errorf("%w: --lr is required to learn a degradation (or use --degradation bicubic)", errUsage)
 	}
-	opts := trainer.Options{HRDir: *hr, LRDir: *lr, Out: *out, Log: e.log, Progress: e.progress, Truth: *truth, Version: version}
+	opts := trainer.Options{HRDir: *hr, LRDir: *lr, Out: *out, Log: e.log, Progress: e.progress, Truth: *truth, Version: version, InitSR: *initSR, VGG: *vgg}
 	if (*valHR == "") != (*valLR == "") {
 		return fmt.Errorf("%w: give both --val-hr and --val-lr, or neither", errUsage)
 	}
@@ -166,7 +168,11 @@ func cmdPresets(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "%-19s %-9s x%d  batch %2d  HR %3d  %6d steps  kernel nb %d  noise %s\n", n, p.Regime, p.Scale(), p.Batch, p.HRCrop, p.Steps, p.PDM.Kernel.NB, p.PDM.Noise.Mode)
+		sr := p.SR.Arch
+		if p.Loss.Percep > 0 || p.Loss.SRAdv > 0 {
+			sr += " (SRGAN)"
+		}
+		fmt.Fprintf(e.stdout, "%-25s %-9s x%d  batch %2d  HR %3d  %6d steps  kernel nb %-2d  noise %-7s  sr %s\n", n, p.Regime, p.Scale(), p.Batch, p.HRCrop, p.Steps, p.PDM.Kernel.NB, p.PDM.Noise.Mode, sr)
 	}
 	return nil
 }

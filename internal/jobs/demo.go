@@ -51,8 +51,12 @@ type DemoOptions struct {
 	CompareDirect bool
 	// LPIPS lists LPIPS weights files (lpips.Load); with them the table
 	// also has each method's LPIPS.
-	LPIPS   []string
-	Metrics *prometheus.Registry
+	LPIPS []string
+	// InitSR is pretrained SR weights every SR network of the demo starts
+	// from (trainer.Options.InitSR); VGG the VGG19 weights of a PDM-SRGAN
+	// config's perceptual loss (trainer.Options.VGG).
+	InitSR, VGG string
+	Metrics     *prometheus.Registry
 	// Observer watches every training run of the demo, one after another
 	// (trainer.Options.Observer).
 	Observer trainer.Observer
@@ -265,14 +269,14 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 func train(ctx context.Context, cfg *trainer.Config, hr, lr, truth, out string, val *trainer.ValOptions, o DemoOptions) error {
 	return Pipeline(ctx, PipelineOptions{
 		Config: cfg, Run: "demo-" + cfg.Degradation, HR: hr, LR: lr, Out: out, Truth: truth, Val: val, Version: o.Version,
-		Producers: o.Producers, Log: o.Log, Progress: o.Progress, Registry: o.Metrics, Observer: o.Observer,
+		Producers: o.Producers, Log: o.Log, Progress: o.Progress, Registry: o.Metrics, Observer: o.Observer, InitSR: o.InitSR, VGG: o.VGG,
 	})
 }
 
 // trainDirect trains PDM-SR in this process on local directories, without
 // the stream.
 func trainDirect(ctx context.Context, cfg *trainer.Config, hr, lr, truth, out string, o DemoOptions) error {
-	t, err := trainer.New(cfg, trainer.Options{HRDir: hr, LRDir: lr, Out: out, Truth: truth, Log: o.Log, Progress: o.Progress, Version: o.Version,
+	t, err := trainer.New(cfg, trainer.Options{HRDir: hr, LRDir: lr, Out: out, Truth: truth, Log: o.Log, Progress: o.Progress, Version: o.Version, InitSR: o.InitSR, VGG: o.VGG,
 		Observer: o.Observer})
 	if err != nil {
 		return err
@@ -288,7 +292,7 @@ func trainOracle(ctx context.Context, cfg *trainer.Config, p synth.Params, hr, o
 	oc := *cfg
 	oc.Degradation = trainer.DegradeBicubic
 	oc.Name = cfg.Name + "-oracle"
-	t, err := trainer.New(&oc, trainer.Options{HRDir: hr, Out: out, Log: o.Log, Progress: o.Progress, Version: o.Version, Observer: o.Observer,
+	t, err := trainer.New(&oc, trainer.Options{HRDir: hr, Out: out, Log: o.Log, Progress: o.Progress, Version: o.Version, InitSR: o.InitSR, VGG: o.VGG, Observer: o.Observer,
 		Degrade: func(lr, x []float32, s int, r *rand.Rand) error {
 			d := p.Sample(r)
 			y, _, _, err := p.Apply(x, s, s, &d, r)

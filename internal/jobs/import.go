@@ -22,7 +22,7 @@ type ImportOptions struct {
 	// In is the checkpoint (.pth); for KindLPIPS, the files to merge
 	// (.pth or safetensors).
 	In   []string
-	Kind string // official.KindPDM, KindDisc, KindEDSR, or KindLPIPS
+	Kind string // official.KindPDM, KindDisc, KindEDSR, KindRRDB, or KindLPIPS
 	Out  string
 	official.Options
 }
@@ -63,8 +63,8 @@ func Import(o ImportOptions) (*ImportResult, error) {
 		cfg = res.PDM.Cfg
 	case res.Disc != nil:
 		cfg = res.Disc.Cfg
-	case res.EDSR != nil:
-		cfg = res.EDSR.Cfg
+	case res.SR != nil:
+		cfg = res.SR.Cfg
 	}
 	b, _ := json.Marshal(cfg)
 	return &ImportResult{Kind: o.Kind, Config: string(b), Notes: res.Notes}, nil

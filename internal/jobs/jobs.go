@@ -157,11 +157,11 @@ type SROptions struct {
 
 // SR super-resolves every image of In into Out (PNG, same base names).
 func SR(ctx context.Context, o SROptions) error {
-	var e *model.EDSR
+	var e *model.SR
 	scale := o.Scale
 	if !o.Bicubic {
 		var err error
-		if e, err = model.LoadEDSR(o.Weights); err != nil {
+		if e, err = model.LoadSR(o.Weights); err != nil {
 			return err
 		}
 		scale = e.Cfg.Scale

@@ -30,7 +30,7 @@ func trainedWeights(t *testing.T) (pdm, sr string) {
 			d[i] += 0.01 * float32(i%7-3)
 		}
 	}
-	e, err := model.NewEDSR(cfg.SR, tensor.Float32, 4)
+	e, err := model.NewSR(cfg.SR, tensor.Float32, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func trainedWeights(t *testing.T) (pdm, sr string) {
 	if err := model.SavePDM(pdm, p); err != nil {
 		t.Fatal(err)
 	}
-	if err := model.SaveEDSR(sr, e); err != nil {
+	if err := model.SaveSR(sr, e); err != nil {
 		t.Fatal(err)
 	}
 	return pdm, sr

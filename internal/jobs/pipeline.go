@@ -61,6 +61,8 @@ type PipelineOptions struct {
 	Version string
 	// Observer watches the trainer (trainer.Options.Observer).
 	Observer trainer.Observer
+	// InitSR and VGG are trainer.Options.InitSR and VGG.
+	InitSR, VGG string
 }
 
 // Pipeline runs producers and the trainer until the trainer has done its
@@ -168,7 +170,7 @@ func Pipeline(ctx context.Context, o PipelineOptions) error {
 		c.StreamPool = max(4*cfg.Batch, 2*o.BatchPairs)
 		cfg = &c
 	}
-	t, err := trainer.New(cfg, trainer.Options{LRDir: o.LR, Out: o.Out, Log: o.Log, Progress: o.Progress, Truth: o.Truth, Val: o.Val, Version: o.Version, Observer: o.Observer, Stream: &trainer.StreamOptions{
+	t, err := trainer.New(cfg, trainer.Options{LRDir: o.LR, Out: o.Out, Log: o.Log, Progress: o.Progress, Truth: o.Truth, Val: o.Val, Version: o.Version, Observer: o.Observer, InitSR: o.InitSR, VGG: o.VGG, Stream: &trainer.StreamOptions{
 		JS: js,
 		Consumer: consumer.Config{
 			Stream: o.Stream.Name, Durable: durable, Subject: producer.SubjectFor(o.Stream.Subject, o.Run, "*"),

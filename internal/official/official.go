@@ -1,11 +1,11 @@
 // Package official converts checkpoints of the official PDM code
 // (greatlog/UnpairedSR) into pdmflow's weights: the degradation model
 // (DegModel: KernelModel and NoiseModel), the PatchGAN discriminator and
-// EDSR. The PyTorch files are read by package pth (no code runs); each
-// network's configuration is inferred from its tensors' shapes, and its
-// parameters are found through a Table of name rules, so supporting
-// another network (RRDB, VGG19) is a table plus the shapes that configure
-// it.
+// the SR networks (EDSR, RRDB). The PyTorch files are read by package pth
+// (no code runs); each network's configuration is inferred from its
+// tensors' shapes, and its parameters are found through a Table of name
+// rules, so supporting another network is a table plus the shapes that
+// configure it.
 //
 // The official names (pdm-spec, section C): DegModel's
 // deg_kernel.deg_kernel and deg_noise.deg_noise are Sequentials of a head
@@ -14,7 +14,10 @@
 // model Sequential has its convs at 0, 2, 5, 8, 11; EDSR has the names of
 // the EDSR-PyTorch code its pretrained checkpoint comes from: sub_mean,
 // head.0, body.i.body.{0,2}, body.nb, tail.0.{0,2} (the upsampler), tail.1,
-// add_mean.
+// add_mean; RRDB has BasicSR's RRDBNet names (conv_first,
+// body.N.rdbK.convJ, conv_body, conv_up1, conv_up2, conv_hr, conv_last) or
+// those of the original ESRGAN code (RRDB_trunk.N.RDBK.convJ, trunk_conv,
+// upconv1, upconv2, HRconv).
 package official
 
 import (
@@ -34,6 +37,7 @@ const (
 	KindPDM  = "pdm"
 	KindDisc = "disc"
 	KindEDSR = "edsr"
+	KindRRDB = "rrdb"
 )
 
 // Options say what a checkpoint's tensors cannot.
@@ -60,7 +64,7 @@ type Result struct {
 	Kind  string
 	PDM   *model.PDM
 	Disc  *model.Discriminator
-	EDSR  *model.EDSR
+	SR    *model.SR // EDSR or RRDB
 	Notes []string
 }
 
@@ -72,8 +76,8 @@ func (r *Result) Save(path string) error {
 		return model.SavePDM(path, r.PDM)
 	case r.Disc != nil:
 		return model.SaveDiscriminator(path, r.Disc)
-	case r.EDSR != nil:
-		return model.SaveEDSR(path, r.EDSR)
+	case r.SR != nil:
+		return model.SaveSR(path, r.SR)
 	}
 	return fmt.Errorf("official: nothing to save")
 }
@@ -92,8 +96,10 @@ func Convert(kind string, f *pth.File, o Options) (*Result, error) {
 		return convertDisc(s, o)
 	case KindEDSR:
 		return convertEDSR(s, o)
+	case KindRRDB:
+		return convertRRDB(s)
 	}
-	return nil, fmt.Errorf("official: kind %q: pdm, disc or edsr", kind)
+	return nil, fmt.Errorf("official: kind %q: pdm, disc, edsr or rrdb", kind)
 }
 
 func selectTensors(ts []pth.Tensor, prefix string) ([]pth.Tensor, error) {
@@ -190,7 +196,7 @@ func convertPDM(s *source, o Options) (*Result, error) {
 	// A content-dependent kernel network (mix: true, the paper's Table 5)
 	// takes the HR image's 3 channels besides z_k; its weights look the
 	// same, so say what was assumed.
-	res.Notes = append(res.Notes, fmt.Sprintf("the kernel network's %d input channels taken as z_k alone (mix: false, as in every official config; a content-dependent kernel network cannot be told apart by its weights and is not supported)", nc))
+	res.Notes = append(res.Notes, fmt.Sprintf("the kernel network's %d input channels taken as z_k alone (mix: false, as in every official config; a content-dependent network, pdmflow's kernel.mix, takes 3 more, the image's, and cannot be told apart by its weights)", nc))
 	if hk > 1 {
 		cfg.Kernel.Spatial, cfg.Kernel.Conv = true, hk
 		res.Notes = append(res.Notes, fmt.Sprintf("the kernel network has %dx%d convolutions: converted as spatially variant kernels with z_k drawn on the LR grid (the official code drew it at HR size, which breaks at x4)", hk, hk))
@@ -373,7 +379,7 @@ func convertEDSR(s *source, o Options) (*Result, error) {
 		rs = 1
 	}
 	cfg := model.SRConfig{Arch: "edsr", Scale: scale, NF: nf, NB: nb, ResScale: rs, RGBRange: 255, Upsampler: "pixelshuffle"}
-	e, err := model.NewEDSR(cfg, tensor.Float32, 0)
+	e, err := model.NewSR(cfg, tensor.Float32, 0)
 	if err != nil {
 		return nil, fmt.Errorf("official: the inferred configuration: %w", err)
 	}
@@ -383,7 +389,7 @@ func convertEDSR(s *source, o Options) (*Result, error) {
 	if err := s.apply(edsrTable(nb), e.M); err != nil {
 		return nil, err
 	}
-	res.EDSR = e
+	res.SR = e
 	return res, nil
 }
 
@@ -525,4 +531,89 @@ func (s *source) replace(name string, v []float32) {
 	nt.DType, nt.Data = "F32", b
 	s.tensors[name] = &nt
 	delete(s.used, name)
+}
+
+// rrdbTable maps pdmflow's RRDB onto BasicSR's RRDBNet names, or with
+// esrgan onto the original ESRGAN code's (xinntao/ESRGAN).
+func rrdbTable(esrgan bool) Table {
+	trunk, rdb := "body", "rdb"
+	named := map[string]string{"conv_body": "conv_body", "conv_up1": "conv_up1", "conv_up2": "conv_up2", "conv_hr": "conv_hr"}
+	if esrgan {
+		trunk, rdb = "RRDB_trunk", "RDB"
+		named = map[string]string{"conv_body": "trunk_conv", "conv_up1": "upconv1", "conv_up2": "upconv2", "conv_hr": "HRconv"}
+	}
+	rules := []Rule{{Ours: "sr.conv_first.{p}", Theirs: "conv_first.{p}"}, {Ours: "sr.conv_last.{p}", Theirs: "conv_last.{p}"}}
+	for _, ours := range []string{"conv_body", "conv_up1", "conv_up2", "conv_hr"} {
+		rules = append(rules, Rule{Ours: "sr." + ours + ".{p}", Theirs: named[ours] + ".{p}"})
+	}
+	for k := 1; k <= 3; k++ {
+		for j := 1; j <= 5; j++ {
+			rules = append(rules, Rule{
+				Ours:   fmt.Sprintf("sr.body.{n}.rdb%d.conv%d.{p}", k, j),
+				Theirs: fmt.Sprintf("%s.{n}.%s%d.conv%d.{p}", trunk, rdb, k, j),
+			})
+		}
+	}
+	return Table{Network: "RRDB", Rules: rules}
+}
+
+// convertRRDB reads an RRDBNet (ESRGAN, as BasicSR or the original ESRGAN
+// code names it): the features and the scale from conv_first (3 input
+// channels: x4; 12: x2, a pixel-unshuffled input), the blocks by count,
+// the growth from the first RDB's first convolution.
+func convertRRDB(s *source) (*Result, error) {
+	esrgan := s.has("RRDB_trunk.0.RDB1.conv1.weight") || s.has("trunk_conv.weight")
+	trunk, rdb := "body", "rdb"
+	if esrgan {
+		trunk, rdb = "RRDB_trunk", "RDB"
+	}
+	nf, in, k, err := s.convShape("conv_first.weight")
+	if err != nil {
+		return nil, fmt.Errorf("%w: not an RRDB checkpoint", err)
+	}
+	if k != 3 {
+		return nil, fmt.Errorf("official: conv_first is %dx%d, RRDBNet's is 3x3", k, k)
+	}
+	scale := 0
+	switch in {
+	case 3:
+		scale = 4
+	case 12:
+		scale = 2
+	default:
+		return nil, fmt.Errorf("official: RRDB's conv_first takes %d channels: 3 (x4) or 12 (x2, BasicSR's pixel-unshuffled input); pdmflow's RRDB is x4 or x2", in)
+	}
+	nb := s.count(trunk + ".%d." + rdb + "1.conv1.weight")
+	if nb == 0 {
+		return nil, fmt.Errorf("official: no RRDB blocks (%s.0.%s1.conv1.weight): not an RRDBNet checkpoint", trunk, rdb)
+	}
+	gc, gin, _, err := s.convShape(fmt.Sprintf("%s.0.%s1.conv1.weight", trunk, rdb))
+	if err != nil {
+		return nil, err
+	}
+	if gin != nf {
+		return nil, fmt.Errorf("official: the first RDB takes %d channels, conv_first makes %d", gin, nf)
+	}
+	if out, _, _, err := s.convShape("conv_last.weight"); err != nil || out != 3 {
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("official: RRDB's conv_last makes %d channels, not RGB", out)
+	}
+	cfg := model.SRConfig{Arch: "rrdb", Scale: scale, NF: nf, NB: nb, GC: gc}
+	net, err := model.NewSR(cfg, tensor.Float32, 0)
+	if err != nil {
+		return nil, fmt.Errorf("official: the inferred configuration: %w", err)
+	}
+	if err := s.apply(rrdbTable(esrgan), net.M); err != nil {
+		return nil, err
+	}
+	res := &Result{Kind: KindRRDB, SR: net}
+	if esrgan {
+		res.Notes = append(res.Notes, "the original ESRGAN code's names (RRDB_trunk, trunk_conv, upconv1/2, HRconv) mapped onto BasicSR's")
+	}
+	if scale == 2 {
+		res.Notes = append(res.Notes, "x2: conv_first takes the x2 pixel-unshuffled input (12 channels), as BasicSR's RRDBNet at scale 2")
+	}
+	return res, nil
 }

@@ -155,7 +155,7 @@ func TestEDSRAgainstPyTorch(t *testing.T) {
 		resScale float64
 	}{{"edsr_x4", 4, 1}, {"edsr_x3", 3, 0.1}} {
 		path, res := convert(t, c.name, KindEDSR, Options{ResScale: c.resScale})
-		e, err := model.LoadEDSR(path)
+		e, err := model.LoadSR(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,6 +169,37 @@ func TestEDSRAgainstPyTorch(t *testing.T) {
 		g := model.NewGraph(tensor.Float32)
 		var bic *G.Node
 		out := e.Forward(g, g.Input("lr", in["lr"].Shape()...), bic)
+		g.Keep(out)
+		if err := g.Run(map[string]*tensor.Dense{"lr": in["lr"]}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: within %.2g of PyTorch", c.name, compare(t, c.name, model.Float32s(out), in["sr"], 1e-5))
+		g.Close()
+	}
+}
+
+// TestRRDBAgainstPyTorch: RRDBNet checkpoints (make_rrdb.py: BasicSR's
+// names at x4, at x2 under Real-ESRGAN's "params_ema" key, and the x4
+// network under the original ESRGAN code's names) convert to pdmflow RRDBs
+// whose SR images match PyTorch's float64 outputs within 1e-5.
+func TestRRDBAgainstPyTorch(t *testing.T) {
+	for _, c := range []struct {
+		name, io string
+		scale    int
+		prefix   string
+	}{{"rrdb_x4", "rrdb_x4", 4, ""}, {"rrdb_x2", "rrdb_x2", 2, "params_ema"}, {"rrdb_x4_esrgan", "rrdb_x4", 4, ""}} {
+		path, res := convert(t, c.name, KindRRDB, Options{Prefix: c.prefix})
+		s, err := model.LoadSR(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (model.SRConfig{Arch: "rrdb", Scale: c.scale, NF: 4, NB: 2, GC: 2}); s.Cfg != want {
+			t.Errorf("%s: config %+v, want %+v", c.name, s.Cfg, want)
+		}
+		t.Logf("%s notes: %q", c.name, res.Notes)
+		in := io(t, c.io)
+		g := model.NewGraph(tensor.Float32)
+		out := s.Forward(g, g.Input("lr", in["lr"].Shape()...), nil)
 		g.Keep(out)
 		if err := g.Run(map[string]*tensor.Dense{"lr": in["lr"]}); err != nil {
 			t.Fatal(err)
@@ -205,7 +236,9 @@ func TestRefusals(t *testing.T) {
 		{KindDisc, withExtra, Options{Stride: 1}, "model.99.weight of the checkpoint have no place"},
 		{KindPDM, read("pdm_mixed"), Options{NoiseMode: model.NoiseContentOnly}, "content-only noise network takes the 3 channels"},
 		{KindPDM, read("pdm_mixed"), Options{Prefix: "params"}, `under "params"`},
-		{"rrdb", read("disc"), Options{}, `kind "rrdb"`},
+		{KindRRDB, read("disc"), Options{}, "not an RRDB checkpoint"},
+		{KindRRDB, read("rrdb_x2"), Options{}, "not an RRDB checkpoint"}, // its tensors are under params_ema
+		{"srcnn", read("disc"), Options{}, `kind "srcnn"`},
 	} {
 		_, err := Convert(c.kind, c.f, c.o)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
