@@ -78,73 +78,23 @@ func Export(ctx context.Context, js jetstream.JetStream, dst *store.Bucket, o Ex
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if o.ToSeq != 0 && o.FromSeq > o.ToSeq {
-		return nil, fmt.Errorf("archive: export: from-seq %d is after to-seq %d", o.FromSeq, o.ToSeq)
-	}
-	if !o.Since.IsZero() && !o.Until.IsZero() && o.Until.Before(o.Since) {
-		return nil, fmt.Errorf("archive: export: until %s is before since %s", o.Until.Format(time.RFC3339Nano), o.Since.Format(time.RFC3339Nano))
-	}
 	if _, err := dst.Stat(ctx, ManifestKey); err == nil {
 		return nil, fmt.Errorf("%w: %s holds %s; export into an empty destination", ErrExists, dst.URL(), ManifestKey)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("archive: export: %w", err)
 	}
-	st, err := js.Stream(ctx, o.Stream)
-	if err != nil {
-		return nil, fmt.Errorf("archive: export: stream %s: %w", o.Stream, err)
-	}
-	info := st.CachedInfo()
-	state := info.State
-	end := state.LastSeq
-	if o.ToSeq != 0 {
-		end = min(end, o.ToSeq)
-	}
-	if o.FromSeq > 0 && o.FromSeq < state.FirstSeq {
-		log.Warn("the stream no longer holds the start of the range: the export starts at its first message",
-			"stream", o.Stream, "from_seq", o.FromSeq, "first_seq", state.FirstSeq)
-	}
-	if state.Msgs == 0 || end < max(o.FromSeq, state.FirstSeq) {
-		return nil, fmt.Errorf("%w: stream %s holds seq %d..%d, the range asks for %d..%d", ErrEmpty, o.Stream, state.FirstSeq, state.LastSeq, o.FromSeq, end)
-	}
-	pullBytes := minPullBytes
-	if mms := int(info.Config.MaxMsgSize); mms > 0 {
-		pullBytes = max(pullBytes, 2*mms)
-	}
-	cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{o.Filter}}
-	switch {
-	case o.FromSeq > 0:
-		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, o.FromSeq
-	case !o.Since.IsZero():
-		since := o.Since
-		cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
-	}
-	cons, err := js.OrderedConsumer(ctx, o.Stream, cc)
-	if err != nil {
-		return nil, fmt.Errorf("archive: export: consumer on %s: %w", o.Stream, err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxBytes(pullBytes))
-	if err != nil {
-		return nil, fmt.Errorf("archive: export: consumer on %s: %w", o.Stream, err)
-	}
-	defer func() {
-		it.Stop()
-		// Best effort: the server drops it after 5 idle minutes anyway.
-		if ci := cons.CachedInfo(); ci != nil {
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			_ = js.DeleteConsumer(dctx, o.Stream, ci.Name)
-			cancel()
-		}
-	}()
-	log.Info("exporting", "stream", o.Stream, "filter", o.Filter, "from_seq", max(o.FromSeq, state.FirstSeq), "to_seq", end, "to", dst.URL())
-
-	e := &exporter{o: o, dst: dst, log: log, end: end, runs: map[string]bool{}, weights: map[Weights]bool{}}
+	log.Info("exporting", "stream", o.Stream, "filter", o.Filter, "to", dst.URL())
+	e := &exporter{o: o, dst: dst, log: log, runs: map[string]bool{}, weights: map[Weights]bool{}}
 	e.m = &Manifest{Format: Format, Stream: o.Stream, Filter: o.Filter}
-	if err := e.run(ctx, cons, it); err != nil {
+	so := ScanOptions{Stream: o.Stream, Filter: o.Filter, FromSeq: o.FromSeq, ToSeq: o.ToSeq, Since: o.Since, Until: o.Until, Log: log}
+	if err := e.run(ctx, func(ctx context.Context, jobs chan<- job) error {
+		return Scan(ctx, js, so, func(ctx context.Context, d Delivered) error { return e.deliver(ctx, d, jobs) })
+	}); err != nil {
 		return nil, err
 	}
 	m := e.m
 	if len(m.Messages) == 0 {
-		return nil, fmt.Errorf("%w: no message of stream %s in seq %d..%d matches %s and the time range", ErrEmpty, o.Stream, max(o.FromSeq, state.FirstSeq), end, o.Filter)
+		return nil, fmt.Errorf("%w: no message of stream %s in the range matches %s and the time range", ErrEmpty, o.Stream, o.Filter)
 	}
 	first, last := m.Messages[0], m.Messages[len(m.Messages)-1]
 	m.FirstSeq, m.LastSeq, m.FirstTime, m.LastTime = first.Seq, last.Seq, first.Time, last.Time
@@ -180,7 +130,6 @@ type exporter struct {
 	o   ExportOptions
 	dst *store.Bucket
 	log *slog.Logger
-	end uint64 // last sequence to archive
 
 	m       *Manifest
 	runs    map[string]bool
@@ -199,7 +148,7 @@ type job struct {
 
 // run reads the range from it and stores each message, with writers
 // goroutines doing the puts. It returns the first error.
-func (e *exporter) run(parent context.Context, cons jetstream.Consumer, it jetstream.MessagesContext) error {
+func (e *exporter) run(parent context.Context, read func(context.Context, chan<- job) error) error {
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	jobs := make(chan job)
@@ -218,7 +167,7 @@ func (e *exporter) run(parent context.Context, cons jetstream.Consumer, it jetst
 			}
 		})
 	}
-	readErr := e.read(ctx, cons, it, jobs)
+	readErr := read(ctx, jobs)
 	close(jobs)
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
@@ -244,61 +193,17 @@ func (e *exporter) stored() {
 	}
 }
 
-// read walks the range and queues every message in it on jobs.
-func (e *exporter) read(ctx context.Context, cons jetstream.Consumer, it jetstream.MessagesContext, jobs chan<- job) error {
-	// Nothing delivered and nothing pending: no message matches at all,
-	// and Next would wait forever.
-	ci, err := cons.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("archive: export: consumer info: %w", err)
-	}
-	if ci.Delivered.Consumer == 0 && ci.NumPending == 0 {
+// deliver records a message of the range and queues it on jobs.
+func (e *exporter) deliver(ctx context.Context, d Delivered, jobs chan<- job) error {
+	e.record(d.Seq, d.Time, d.Subject, d.Data)
+	e.mu.Lock()
+	e.total = len(e.m.Messages) + d.Left
+	e.mu.Unlock()
+	select {
+	case jobs <- job{seq: d.Seq, key: MessageKey(d.Seq), data: d.Data}:
 		return nil
-	}
-	queued := 0
-	for {
-		nctx, ncancel := context.WithTimeout(ctx, idleCheck)
-		msg, err := it.Next(jetstream.NextContext(nctx))
-		ncancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
-			}
-			if errors.Is(err, context.DeadlineExceeded) {
-				ci, err := cons.Info(ctx)
-				if err != nil {
-					return fmt.Errorf("archive: export: consumer info: %w", err)
-				}
-				if ci.NumPending == 0 {
-					return nil // what was pending went away (retention)
-				}
-				continue
-			}
-			return fmt.Errorf("archive: export: reading stream %s: %w", e.o.Stream, err)
-		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("archive: export: message on %s without JetStream metadata: %w", msg.Subject(), err)
-		}
-		seq, t := meta.Sequence.Stream, meta.Timestamp
-		if seq > e.end || (!e.o.Until.IsZero() && t.After(e.o.Until)) {
-			return nil
-		}
-		if e.o.Since.IsZero() || !t.Before(e.o.Since) {
-			e.record(seq, t, msg.Subject(), msg.Data())
-			queued++
-			e.mu.Lock()
-			e.total = queued + int(min(meta.NumPending, e.end-seq))
-			e.mu.Unlock()
-			select {
-			case jobs <- job{seq: seq, key: MessageKey(seq), data: msg.Data()}:
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
-		}
-		if seq == e.end || meta.NumPending == 0 {
-			return nil
-		}
+	case <-ctx.Done():
+		return context.Cause(ctx)
 	}
 }
 
