@@ -102,8 +102,9 @@ func (t *Trainer) optimizers() map[string]*model.Adam {
 	return m
 }
 
-// resumable strips what may change between a run and its resumption.
-func resumable(c Config) Config {
+// resumable strips what may change between a run and its resumption, or
+// what the run does not use.
+func resumable(c Config, streamed bool) Config {
 	c.Name = "" // a label
 	c.Steps = 0
 	c.LogEvery, c.SampleEvery, c.CheckpointEvery = 0, 0, 0
@@ -115,6 +116,13 @@ func resumable(c Config) Config {
 		c.Loss = LossConfig{L1: c.Loss.L1, Percep: c.Loss.Percep, SRAdv: c.Loss.SRAdv}
 		c.PDMEMA, c.PDMEMAKernelOnly, c.DiscLRScale = 0, false, 0
 		c.Regime, c.Stage1Steps = "", 0
+		// No weights to publish, hence none whose age the lag bounds.
+		c.PublishEvery, c.LagBudget = 0, 0
+	}
+	if !streamed {
+		// What only a trainer fed by the stream uses (so that the direct
+		// runs of configs that differ only there can share a checkpoint).
+		c.StreamPool, c.PublishEvery, c.LagBudget = 0, 0, 0
 	}
 	return c
 }
@@ -122,7 +130,8 @@ func resumable(c Config) Config {
 // restore loads the output directory's checkpoint if there is one. The
 // checkpoint's config must equal this run's in what the run uses: all but
 // the name, the number of steps and the reporting intervals (and, for a
-// run that trains no PDM, the PDM's settings).
+// run that trains no PDM, the PDM's settings; for one not fed by the
+// stream, the stream's).
 func (t *Trainer) restore() error {
 	path := filepath.Join(t.opt.Out, CheckpointFile)
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
@@ -136,8 +145,9 @@ func (t *Trainer) restore() error {
 	if err := w.Config(&saved); err != nil {
 		return fmt.Errorf("trainer: cannot resume: %w", err)
 	}
-	a, _ := json.Marshal(resumable(saved))
-	b, _ := json.Marshal(resumable(*t.cfg))
+	streamed := t.opt.Stream != nil
+	a, _ := json.Marshal(resumable(saved, streamed))
+	b, _ := json.Marshal(resumable(*t.cfg, streamed))
 	if !bytes.Equal(a, b) {
 		return fmt.Errorf("trainer: %s holds a checkpoint of a different config (%q); use another --out or remove it to start afresh", t.opt.Out, saved.Name)
 	}

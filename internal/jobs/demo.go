@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,9 +42,11 @@ type DemoOptions struct {
 	// (the oracle) and compares the learned distribution with the truth.
 	Dist string
 	// Directories to use instead of those inside Out (a study shares them
-	// between runs): the demo data, and the runs that do not depend on the
-	// PDM: the bicubic-trained SR and the oracle SR. Empty: inside Out.
-	DataDir, BicubicOut, OracleOut string
+	// between runs): the demo data, the runs that do not depend on the
+	// PDM (the bicubic-trained SR and the oracle SR) and the single-process
+	// PDM-SR of CompareDirect, which does not depend on the stream's
+	// settings. Empty: inside Out.
+	DataDir, BicubicOut, OracleOut, DirectOut string
 	// CompareDirect also trains PDM-SR in a single process, without the
 	// stream (trainer on local directories: the SR step trains on the
 	// averaged PDM's pairs of the same step), and scores it beside the
@@ -175,7 +178,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 		{"PDM-SR (SR trained on PDM pairs)", "pdm-sr", SROptions{Weights: filepath.Join(pdmOut, trainer.SRFile), Tile: 128}, filepath.Join(pdmOut, trainer.PDMFile)},
 	}
 	if o.CompareDirect {
-		directOut := filepath.Join(o.Out, "pdm-sr-direct")
+		directOut := cmp.Or(o.DirectOut, filepath.Join(o.Out, "pdm-sr-direct"))
 		o.Log.Info("demo: training PDM-SR in one process, without the stream", "out", directOut)
 		if err := trainDirect(ctx, cfg, hr, lr, truth, directOut, o); err != nil {
 			return nil, err

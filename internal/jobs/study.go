@@ -61,10 +61,21 @@ type StudyResult struct {
 // differ only in the PDM share them.
 func srKey(c *trainer.Config) string {
 	b, _ := json.Marshal(struct {
-		SR, Optim            any
-		L1                   float64
-		Steps, Batch, HRCrop int
-	}{c.SR, c.Optim, c.Loss.L1, c.Steps, c.Batch, c.HRCrop})
+		SR, Optim                        any
+		L1                               float64
+		Steps, Batch, HRCrop, StreamPool int
+	}{c.SR, c.Optim, c.Loss.L1, c.Steps, c.Batch, c.HRCrop, c.StreamPool})
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:4])
+}
+
+// directKey names the single-process PDM-SR training of a config: all of
+// it but its name and the settings only the stream uses, so that configs
+// of a study that differ only in those share it.
+func directKey(c *trainer.Config) string {
+	d := *c
+	d.Name, d.StreamPool, d.PublishEvery, d.LagBudget = "", 0, 0, 0
+	b, _ := json.Marshal(d)
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:4])
 }
@@ -114,6 +125,7 @@ func Study(ctx context.Context, o StudyOptions) (*StudyResult, error) {
 						DataDir:       filepath.Join(o.Out, "data", dist),
 						BicubicOut:    filepath.Join(o.Out, "shared", "bicubic-sr", key, fmt.Sprintf("s%d", seed)),
 						OracleOut:     filepath.Join(o.Out, "shared", "oracle-sr", dist, key, fmt.Sprintf("s%d", seed)),
+						DirectOut:     filepath.Join(o.Out, "shared", "pdm-sr-direct", dist, directKey(&cfg), fmt.Sprintf("s%d", seed)),
 						CompareDirect: o.CompareDirect, Version: o.Version, Log: o.Log, Progress: o.Progress})
 					if err != nil {
 						return res, fmt.Errorf("jobs: study cell %s/%s/s%d: %w", cfg.Name, dist, seed, err)
@@ -209,6 +221,22 @@ func (r *StudyResult) Markdown() string {
 			if c.Dist != dist || c.Result == nil {
 				continue
 			}
+			var stream, direct *DemoRow
+			for i, row := range c.Result.Rows {
+				switch {
+				case strings.HasPrefix(row.Method, "PDM-SR (SR trained"):
+					stream = &c.Result.Rows[i]
+				case strings.HasPrefix(row.Method, "PDM-SR, single process"):
+					direct = &c.Result.Rows[i]
+				}
+			}
+			if stream != nil && direct != nil {
+				// Paired by seed: the stream's cost without the seeds'
+				// spread.
+				a := get(key{method: streamMinusDirect, config: c.Config})
+				a[0].add(stream.PSNR - direct.PSNR)
+				a[1].add(stream.SSIM - direct.SSIM)
+			}
 			for _, row := range c.Result.Rows {
 				k := key{method: row.Method}
 				if strings.HasPrefix(row.Method, "PDM-SR") {
@@ -237,6 +265,8 @@ func (r *StudyResult) Markdown() string {
 			a := rows[k]
 			name := k.method
 			switch {
+			case k.method == streamMinusDirect:
+				name = streamMinusDirect + ", " + k.config
 			case k.config != "" && strings.Contains(k.method, "single process"):
 				name = "PDM-SR single process, " + k.config
 			case k.config != "":
@@ -270,8 +300,14 @@ func indexOf(s []string, v string) int {
 	return -1
 }
 
+// streamMinusDirect is the study row of the paired difference between
+// the streamed PDM-SR and the single-process one, seed by seed.
+const streamMinusDirect = "streamed minus single process"
+
 func methodRank(m string) int {
 	switch {
+	case m == streamMinusDirect:
+		return 3
 	case strings.HasPrefix(m, "bicubic upsampling"):
 		return 0
 	case strings.HasPrefix(m, "SR trained on bicubic"):
@@ -279,5 +315,5 @@ func methodRank(m string) int {
 	case strings.HasPrefix(m, "PDM-SR"):
 		return 2
 	}
-	return 3
+	return 4
 }
