@@ -22,11 +22,15 @@ import (
 var exportProgressEvery = 2 * time.Second
 
 func cmdExport(ctx context.Context, e *env, args []string) error {
-	fs, c := newFlags(e, "export", "export --out DIR|s3://BUCKET/PREFIX [--run ID] [--from-seq N] [--to-seq M] [--since TIME] [--until TIME] [NATS and S3 flags]\n\n"+
-		"Copies messages of the pair stream, byte for byte, into an archive (a directory or an S3 prefix):\n"+
-		"messages/SEQ.arrows per message and manifest.json, written last. Ranges are inclusive; without\n"+
-		"--to-seq/--until the export stops at the stream's last message when it starts. TIME is RFC 3339,\n"+
-		"e.g. 2026-03-01T12:00:00Z. The archive feeds replay, regenerate and inspect --archive.")
+	fs, c := newFlags(e, "export", "export --out DIR|s3://BUCKET/PREFIX [--format archive|basicsr|parquet] [--run ID] [--from-seq N] [--to-seq M] [--since TIME] [--until TIME] [NATS and S3 flags]\n"+
+		"       export --format basicsr|parquet --archive DIR|s3://BUCKET/PREFIX --out DIR|s3://BUCKET/PREFIX\n\n"+
+		"--format archive (the default) copies messages of the pair stream, byte for byte, into an archive\n"+
+		"(a directory or an S3 prefix): messages/SEQ.arrows per message and manifest.json, written last.\n"+
+		"The archive feeds replay, regenerate and inspect --archive. --format basicsr writes BasicSR's paired\n"+
+		"folders (HR/ and LR/ PNGs, meta_info.txt, provenance/*.jsonl), --format parquet Parquet files with one\n"+
+		"row per pair (y_ref exact); both end with pairset.json and read the stream, or an archive (--archive).\n"+
+		"docs/datasets.md has their layouts and PyTorch Datasets. Ranges are inclusive; without --to-seq/--until\n"+
+		"the export stops at the stream's last message when it starts. TIME is RFC 3339, e.g. 2026-03-01T12:00:00Z.")
 	var conn connection
 	conn.addFlags(fs)
 	out := fs.String("out", "", "where to write the archive: a directory, file://DIR or s3://bucket/prefix (must not hold an archive yet)")
@@ -36,11 +40,33 @@ func cmdExport(ctx context.Context, e *env, args []string) error {
 	fs.Uint64Var(&o.ToSeq, "to-seq", 0, "last stream sequence (default: the stream's last when the export starts)")
 	since := fs.String("since", "", "first stream timestamp, RFC 3339")
 	until := fs.String("until", "", "last stream timestamp, RFC 3339")
+	format := fs.String("format", formatArchive, "archive (the exact messages), basicsr (paired PNG folders) or parquet (one row per pair)")
+	var pf pairsetFlags
+	fs.StringVar(&pf.archive, "archive", "", "basicsr, parquet: read this archive (a directory or s3://bucket/prefix) instead of the stream")
+	fs.IntVar(&pf.rowsPerFile, "rows-per-file", 4096, "basicsr, parquet: pairs per Parquet file or provenance part")
+	fs.IntVar(&pf.rowGroup, "row-group", 256, "parquet: pairs per row group")
+	fs.IntVar(&pf.workers, "workers", 4, "basicsr: PNGs encoded and stored at once")
+	fs.StringVar(&pf.tempDir, "temp-dir", "", "basicsr, parquet: where files are written before upload (default: the system's)")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
 	if err := required(map[string]string{"out": *out}); err != nil {
 		return err
+	}
+	switch *format {
+	case formatArchive:
+		if pf.archive != "" {
+			return fmt.Errorf("%w: --archive is a source for --format basicsr or parquet; to copy an archive, copy its objects", errUsage)
+		}
+	case formatBasicSR, formatParquet:
+		if pf.rowsPerFile < 1 || pf.rowGroup < 1 || pf.workers < 1 {
+			return fmt.Errorf("%w: --rows-per-file, --row-group and --workers must be at least 1", errUsage)
+		}
+		if pf.archive != "" && (*run != "" || o.FromSeq != 0 || o.ToSeq != 0 || *since != "" || *until != "") {
+			return fmt.Errorf("%w: --archive exports the whole archive: --run, --from-seq, --to-seq, --since and --until select from the stream", errUsage)
+		}
+	default:
+		return fmt.Errorf("%w: --format %q: want archive, basicsr or parquet", errUsage, *format)
 	}
 	if *run != "" {
 		if err := registry.ValidRunID(*run); err != nil {
@@ -75,6 +101,9 @@ func cmdExport(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer dst.Close()
+	if *format != formatArchive {
+		return exportPairset(ctx, e, &conn, *format, dst, o, pf)
+	}
 	js, _, closeConn, err := exportDial(ctx, e, &conn, "pdmflow-export")
 	if err != nil {
 		return err

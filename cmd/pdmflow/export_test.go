@@ -1,17 +1,25 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdmflow/pdmflow/archive"
 	"github.com/pdmflow/pdmflow/consumer"
+	"github.com/pdmflow/pdmflow/internal/imageio"
 	"github.com/pdmflow/pdmflow/internal/s3test"
 	"github.com/pdmflow/pdmflow/internal/syncbuf"
 	"github.com/pdmflow/pdmflow/internal/testutil"
@@ -231,5 +239,86 @@ func TestExportUsage(t *testing.T) {
 	}
 	if _, err := js.Stream(t.Context(), archive.DefaultStream); err == nil {
 		t.Error("export created the stream")
+	}
+}
+
+// TestExportDatasets exports the fixture stream as Parquet (one run,
+// straight from the stream) and as BasicSR folders (from an archive of
+// every run): each pair once, the undecodable message listed, and the
+// files readable.
+func TestExportDatasets(t *testing.T) {
+	f := newXPFixture(t)
+	pq := t.TempDir()
+	code, stdout, stderr := pdmflow(t, "export", "--nats-url", f.url, "--format", "parquet", "--run", "r1", "--rows-per-file", "4", "--out", pq)
+	if code != exitOK {
+		t.Fatalf("export --format parquet: exit %d\n%s", code, stderr)
+	}
+	wantOutput(t, "parquet summary", stdout, "pairset file://"+pq+" (pdmflow-parquet/1)", "source    stream PDMFLOW_PAIRS, subjects pdmflow.pairs.r1.>",
+		"pairs     6 from 3 messages", "3 duplicates skipped", "shape     pdm x4, HR 16x16, LR 4x4, kernel 5: 6 pairs", "files     2 data files",
+		"undecodable seq "+strconv.FormatUint(f.seqs[3], 10))
+	var ids []string
+	for _, name := range []string{"pairs-00000.parquet", "pairs-00001.parquet"} {
+		data, err := os.ReadFile(filepath.Join(pq, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tbl, err := pqarrow.ReadTable(t.Context(), bytes.NewReader(data), parquet.NewReaderProperties(memory.DefaultAllocator), pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, chunk := range tbl.Column(0).Data().Chunks() {
+			for i := range chunk.Len() {
+				ids = append(ids, chunk.(*array.String).Value(i))
+			}
+		}
+		tbl.Release()
+	}
+	if got := strings.Join(ids, " "); got != "r1/p0/0/0 r1/p0/0/1 r1/p0/0/2 r1/p0/1/0 r1/p0/1/1 r1/p0/1/2" {
+		t.Errorf("Parquet sample ids %s", got)
+	}
+
+	ar := t.TempDir()
+	if code, _, stderr := pdmflow(t, "export", "--nats-url", f.url, "--out", ar); code != exitOK {
+		t.Fatalf("export: exit %d\n%s", code, stderr)
+	}
+	bs := t.TempDir()
+	code, stdout, stderr = pdmflow(t, "export", "--format", "basicsr", "--archive", ar, "--out", bs)
+	if code != exitOK {
+		t.Fatalf("export --format basicsr --archive: exit %d\n%s", code, stderr)
+	}
+	wantOutput(t, "basicsr summary", stdout, "(pdmflow-basicsr/1)", "source    archive file://"+ar, "pairs     8 from 4 messages", "runs      r1, r2\n", "note      LR PNGs hold y_ref clamped")
+	meta, err := os.ReadFile(filepath.Join(bs, "meta_info.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(string(meta)), "\n"); len(lines) != 8 || lines[6] != "r2.p0.00000000.0000.png (16,16,3)" {
+		t.Errorf("meta_info.txt:\n%s", meta)
+	}
+	for _, dir := range []string{"HR", "LR"} {
+		if _, err := imageio.Load(filepath.Join(bs, dir, "r1.p0.00000001.0002.png")); err != nil {
+			t.Error(err)
+		}
+	}
+	// Not twice into the same place.
+	code, _, stderr = pdmflow(t, "export", "--format", "basicsr", "--archive", ar, "--out", bs)
+	if code != exitFailure || !strings.Contains(stderr, "already holds a finished pairset") {
+		t.Errorf("second export: exit %d, %s", code, stderr)
+	}
+}
+
+func TestExportDatasetUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"export", "--out", "x", "--format", "hdf5"}, `--format "hdf5"`},
+		{[]string{"export", "--out", "x", "--archive", "y"}, "--archive is a source for --format basicsr or parquet"},
+		{[]string{"export", "--out", "x", "--format", "parquet", "--archive", "y", "--run", "r1"}, "--archive exports the whole archive"},
+		{[]string{"export", "--out", "x", "--format", "parquet", "--row-group", "0"}, "--row-group"},
+	} {
+		code, _, stderr := pdmflow(t, tc.args...)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, %q; want %d and %q", tc.args, code, stderr, exitUsage, tc.want)
+		}
 	}
 }
