@@ -115,6 +115,11 @@ func (c *connection) resolve() error {
 		c.s3.Insecure = c.s3.Insecure || s.Insecure
 	}
 	c.stream.Defaults()
+	nc, err := c.nats.FromContext()
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	c.nats = nc
 	if err := c.nats.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}

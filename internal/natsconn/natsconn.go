@@ -4,12 +4,16 @@
 // Settings come, from highest precedence to lowest, from:
 //
 //  1. command-line flags (AddFlags),
-//  2. environment variables PDMFLOW_NATS_* (FromEnv fills what flags left empty),
+//  2. environment variables PDMFLOW_NATS_*, then the nats CLI's NATS_URL,
+//     NATS_CREDS, NATS_USER, NATS_PASSWORD, NATS_NKEY, NATS_CERT, NATS_KEY and
+//     NATS_CA (FromEnv fills what flags left empty),
 //  3. a config file (the caller fills what is still empty),
-//  4. defaults (URL nats://127.0.0.1:4222, applied when connecting).
+//  4. a nats CLI context (FromContext): --nats-context, $NATS_CONTEXT, or the
+//     context the nats CLI has selected,
+//  5. defaults (URL nats://127.0.0.1:4222, applied when connecting).
 //
 // So a command parses its flags, then calls FromEnv, then fills fields from
-// its config file, then Validate and Connect. Secrets (passwords, tokens)
+// its config file, then FromContext, then Validate and Connect. Secrets (passwords, tokens)
 // are better given through the environment or files than on the command
 // line, where other users can see them in the process list.
 //
@@ -66,6 +70,10 @@ type Config struct {
 	TLSCertFile    string // client certificate (PEM), for servers that verify clients
 	TLSKeyFile     string
 	Name           string // client name shown by the server (connz)
+	// Context names the nats CLI context FromContext reads (empty:
+	// $NATS_CONTEXT, or the nats CLI's selected one); after FromContext,
+	// the one it used.
+	Context string
 }
 
 // AddFlags registers the --nats-* flags on fs, writing into c. The flags'
@@ -80,10 +88,12 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSCAFile, "nats-ca", c.TLSCAFile, "PEM file of the CA that signed the NATS server certificate (env "+EnvCA+")")
 	fs.StringVar(&c.TLSCertFile, "nats-cert", c.TLSCertFile, "PEM client certificate for NATS TLS (env "+EnvCert+")")
 	fs.StringVar(&c.TLSKeyFile, "nats-key", c.TLSKeyFile, "PEM private key of --nats-cert (env "+EnvKey+")")
+	fs.StringVar(&c.Context, "nats-context", c.Context, "nats CLI context to take what is not set otherwise from (env "+EnvContext+"; default the nats CLI's selected context)")
 }
 
 // FromEnv returns c with its empty fields filled from the PDMFLOW_NATS_*
-// environment variables; fields already set (by flags) are kept.
+// environment variables, then from the nats CLI's (NATS_URL, NATS_CREDS,
+// ...); fields already set (by flags) are kept.
 func (c Config) FromEnv() Config {
 	fill := func(dst *string, env string) {
 		if *dst == "" {
@@ -99,6 +109,9 @@ func (c Config) FromEnv() Config {
 	fill(&c.TLSCAFile, EnvCA)
 	fill(&c.TLSCertFile, EnvCert)
 	fill(&c.TLSKeyFile, EnvKey)
+	for env, field := range natsCLIEnv {
+		fill(field(&c), env)
+	}
 	return c
 }
 
