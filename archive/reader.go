@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/pdmflow/pdmflow/schema"
 	"github.com/pdmflow/pdmflow/store"
@@ -106,26 +105,12 @@ func (r *Reader) Batch(ctx context.Context, i int) (*schema.Batch, error) {
 // a trainer kept. A sample that is not there is ErrNotFound; a malformed
 // id is an error too.
 func (r *Reader) FindSample(id string) (msg, row int, err error) {
-	bad := fmt.Errorf("archive: sample id %q: want RUN/PRODUCER/BATCHSEQ/INDEX", id)
-	j := strings.LastIndexByte(id, '/')
-	if j < 0 {
-		return 0, 0, bad
-	}
-	batch, idx := id[:j], id[j+1:]
-	index, err := strconv.ParseUint(idx, 10, 32)
+	sid, err := schema.ParseSampleID(id)
 	if err != nil {
-		return 0, 0, bad
+		return 0, 0, fmt.Errorf("archive: %w", err)
 	}
-	k := strings.LastIndexByte(batch, '/')
-	if k < 0 {
-		return 0, 0, bad
-	}
-	run, producer, ok := strings.Cut(batch[:k], "/")
-	seq, err := strconv.ParseUint(batch[k+1:], 10, 64)
-	if err != nil || !ok || run == "" || producer == "" {
-		return 0, 0, bad
-	}
-	batch = batchKey(run, producer, seq)
+	run, producer, seq, index := sid.Run, sid.Producer, sid.BatchSeq, uint64(sid.Index)
+	batch := batchKey(run, producer, seq)
 	i, found := r.batches[batch]
 	if !found {
 		return 0, 0, fmt.Errorf("%w: no batch %s in %s", ErrNotFound, batch, r.src.URL())

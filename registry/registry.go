@@ -16,11 +16,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pdmflow/pdmflow/schema"
 	"github.com/pdmflow/pdmflow/store"
 )
 
@@ -30,13 +30,11 @@ const Bucket = "pdmflow_weights"
 // ErrNoWeights is returned by Latest when the run has published nothing.
 var ErrNoWeights = errors.New("registry: no weights published yet")
 
-var runRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
-// ValidRunID reports whether id can name a run: 1-64 characters of
-// [A-Za-z0-9_-], so that it is safe in NATS subjects, KV keys and object
-// keys.
+// ValidRunID reports whether id can name a run (or a producer): 1-64
+// characters of [A-Za-z0-9_-] (schema.ValidID), so that it is safe in NATS
+// subjects, KV keys, object keys and file names.
 func ValidRunID(id string) error {
-	if !runRe.MatchString(id) {
+	if !schema.ValidID(id) {
 		return fmt.Errorf("registry: run id %q: use 1-64 characters of A-Z a-z 0-9 _ -", id)
 	}
 	return nil

@@ -80,7 +80,7 @@ func sha(s string) string {
 func randomBatch(rng *rand.Rand, rows, scale, hrH, hrW, k int, deg string) *Batch {
 	lrH, lrW := LRSize(hrH, hrW, scale)
 	b := &Batch{Header: Header{Scale: scale, HRH: hrH, HRW: hrW, LRH: lrH, LRW: lrW, KernelSize: k, Degradation: deg}}
-	run, prod := fmt.Sprintf("run-%d", rng.IntN(100)), fmt.Sprintf("prod-ü%d", rng.IntN(100))
+	run, prod := fmt.Sprintf("run-%d", rng.IntN(100)), fmt.Sprintf("prod_%d", rng.IntN(100))
 	seq := rng.Uint64()
 	for i := 0; i < rows; i++ {
 		p := Pair{

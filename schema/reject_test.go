@@ -369,10 +369,33 @@ func TestValuesRejected(t *testing.T) {
 		{"kernel nan", func(b *Batch) { b.Pairs[0].Kernel[8] = float32(math.NaN()) }, []string{"row 0", "kernel[8]"}},
 		{"dihedral 8", func(b *Batch) { b.Pairs[1].Dihedral = 8 }, []string{"row 1", "dihedral", "8"}},
 		{"empty sample id", func(b *Batch) { b.Pairs[0].SampleID = "" }, []string{"row 0", "sample_id", "empty"}},
-		{"duplicate sample id", func(b *Batch) { b.Pairs[1].SampleID = b.Pairs[0].SampleID }, []string{"row 1", "sample_id", "repeats row 0"}},
+		{"duplicate sample id", func(b *Batch) { b.Pairs[1].Index, b.Pairs[1].SampleID = 0, b.Pairs[0].SampleID }, []string{"row 1", "sample_id", "repeats row 0"}},
 		{"empty run id", func(b *Batch) { b.Pairs[1].RunID = "" }, []string{"row 1", "run_id"}},
 		{"empty producer id", func(b *Batch) { b.Pairs[1].ProducerID = "" }, []string{"row 1", "producer_id"}},
 		{"empty source", func(b *Batch) { b.Pairs[0].SourceImage = "" }, []string{"row 0", "source_image"}},
+		// Sample ids have one format, and it names the row.
+		{"dot-dot sample id", func(b *Batch) { b.Pairs[0].SampleID = ".." }, []string{"row 0", "sample_id", `".."`}},
+		{"path sample id", func(b *Batch) { b.Pairs[1].SampleID = "golden-run/../42/1" }, []string{"row 1", "sample_id"}},
+		{"sample id of another producer", func(b *Batch) {
+			b.Pairs[1].SampleID = FormatSampleID("golden-run", "producer-9", 42, 1)
+		}, []string{"row 1", "sample_id", "producer-9", "golden-run/producer-0/42/1"}},
+		{"sample id of another batch", func(b *Batch) {
+			b.Pairs[0].SampleID = FormatSampleID("golden-run", "producer-0", 7, 0)
+		}, []string{"row 0", "sample_id"}},
+		{"sample id with a leading zero", func(b *Batch) { b.Pairs[1].SampleID = "golden-run/producer-0/042/1" }, []string{"row 1", "sample_id"}},
+		{"run id with a slash", func(b *Batch) {
+			b.Pairs[1].RunID = "golden/run"
+			b.Pairs[1].SampleID = FormatSampleID("golden/run", "producer-0", 42, 1)
+		}, []string{"row 1", "run_id", "A-Z"}},
+		{"producer id of dots", func(b *Batch) {
+			b.Pairs[0].ProducerID = ".."
+			b.Pairs[0].SampleID = FormatSampleID("golden-run", "..", 42, 0)
+		}, []string{"row 0", "producer_id"}},
+		{"producer id too long", func(b *Batch) {
+			id := strings.Repeat("p", MaxIDLen+1)
+			b.Pairs[0].ProducerID = id
+			b.Pairs[0].SampleID = FormatSampleID("golden-run", id, 42, 0)
+		}, []string{"row 0", "producer_id"}},
 		{"bad utf8", func(b *Batch) { b.Pairs[0].SourceImage = "a\xffb" }, []string{"row 0", "source_image", "UTF-8"}},
 		{"bad sha", func(b *Batch) { b.Pairs[0].WeightsSHA256 = strings.ToUpper(b.Pairs[0].WeightsSHA256) }, []string{"row 0", "weights_sha256"}},
 		{"sha without version", func(b *Batch) { b.Pairs[1].WeightsVersion = 0 }, []string{"row 1", "weights_sha256", "weights_version"}},
@@ -547,4 +570,47 @@ func TestSchemaLimits(t *testing.T) {
 	dict := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int8, ValueType: arrow.BinaryTypes.String}
 	_, err = decodeT(t, extraFieldMessage(t, dict), 0)
 	wantErr(t, err, ErrInvalid, "dictionar")
+}
+
+// TestParseSampleID: the one parser of sample ids accepts exactly what
+// FormatSampleID writes for valid ids.
+func TestParseSampleID(t *testing.T) {
+	for _, want := range []SampleID{
+		{"r", "p", 0, 0},
+		{"run-1_A", "host-12345-cuda0", 1<<64 - 1, 1<<32 - 1},
+		{strings.Repeat("a", MaxIDLen), strings.Repeat("Z", MaxIDLen), 10, 7},
+	} {
+		got, err := ParseSampleID(want.String())
+		if err != nil || got != want {
+			t.Fatalf("ParseSampleID(%q) = %+v, %v; want %+v", want.String(), got, err, want)
+		}
+	}
+	for _, bad := range []string{
+		"", "..", ".", "/", "r/p/1", "r/p/1/2/3", "r//1/2", "/p/1/2", "r/p//2", "r/p/1/",
+		"../p/1/2", "r/../1/2", "r/./1/2", "r/p/-1/2", "r/p/+1/2", "r/p/01/2", "r/p/1/02", "r/p/1/4294967296",
+		"r/p/18446744073709551616/0", "r/p/1 /2", "r p/q/1/2", "r/p\\x/1/2", "r/p\x00/1/2", "rü/p/1/2",
+		strings.Repeat("a", MaxIDLen+1) + "/p/1/2",
+	} {
+		if got, err := ParseSampleID(bad); err == nil || !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseSampleID(%q) = %+v, %v; want an ErrInvalid error", bad, got, err)
+		}
+	}
+}
+
+func FuzzParseSampleID(f *testing.F) {
+	f.Add("r/p/1/2")
+	f.Add("../../1/2")
+	f.Add("run/prod/18446744073709551615/4294967295")
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := ParseSampleID(s)
+		if err != nil {
+			return
+		}
+		if id.String() != s {
+			t.Fatalf("ParseSampleID(%q) = %+v, which formats as %q", s, id, id.String())
+		}
+		if strings.Contains(s, "..") || strings.ContainsAny(s, "\\\x00 .") {
+			t.Fatalf("ParseSampleID accepted %q", s)
+		}
+	})
 }

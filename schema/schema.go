@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 )
@@ -84,9 +85,9 @@ func LRSize(hrH, hrW, scale int) (lrH, lrW int) {
 
 // Pair is one row.
 type Pair struct {
-	SampleID       string // unique within the batch: "run/producer/batchseq/index" (see FormatSampleID)
-	RunID          string
-	ProducerID     string
+	SampleID       string // FormatSampleID(RunID, ProducerID, BatchSeq, Index): unique within the batch
+	RunID          string // a valid id (ValidID)
+	ProducerID     string // a valid id (ValidID)
 	BatchSeq       uint64 // the producer's batch counter
 	Index          uint32 // row within the batch
 	Seed           uint64 // the per-sample seed that drew crop, transform and latents
@@ -105,9 +106,86 @@ type Pair struct {
 	NoiseMean, NoiseStd float32   // statistics of the added noise over the sample (0 when none)
 }
 
-// FormatSampleID returns the conventional sample id "run/producer/batchseq/index".
+// FormatSampleID returns the sample id "run/producer/batchseq/index", the
+// one format Validate accepts (see ParseSampleID).
 func FormatSampleID(runID, producerID string, batchSeq uint64, index uint32) string {
 	return runID + "/" + producerID + "/" + strconv.FormatUint(batchSeq, 10) + "/" + strconv.FormatUint(uint64(index), 10)
+}
+
+// MaxIDLen is the longest run or producer id.
+const MaxIDLen = 64
+
+// ValidID reports whether s can be a run or producer id: 1..MaxIDLen
+// characters of A-Z, a-z, 0-9, '_' and '-'. Such an id is safe in NATS
+// subjects, KV keys, object keys and file names (it can be neither "." nor
+// "..", and holds no separator).
+func ValidID(s string) bool {
+	if len(s) < 1 || len(s) > MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// SampleID is a parsed sample id: which run, producer, batch and row a
+// sample is.
+type SampleID struct {
+	Run, Producer string
+	BatchSeq      uint64
+	Index         uint32
+}
+
+// String is the id in its one format, FormatSampleID's.
+func (s SampleID) String() string { return FormatSampleID(s.Run, s.Producer, s.BatchSeq, s.Index) }
+
+// ParseSampleID parses "run/producer/batchseq/index": run and producer
+// valid ids (ValidID), batchseq and index decimal numbers without sign or
+// leading zeros that fit uint64 and uint32. It is the one parser of sample
+// ids; what it accepts is exactly what FormatSampleID writes. An error
+// wraps ErrInvalid and quotes (a clipped) s.
+func ParseSampleID(s string) (SampleID, error) {
+	bad := func(why string) (SampleID, error) {
+		return SampleID{}, invalidf(-1, ColSampleID, "sample id %q: %s (want RUN/PRODUCER/BATCHSEQ/INDEX)", clip(s), why)
+	}
+	parts := strings.Split(s, "/")
+	if len(parts) != 4 {
+		return bad(strconv.Itoa(len(parts)) + " parts separated by '/'")
+	}
+	if !ValidID(parts[0]) {
+		return bad("the run is not 1-64 characters of A-Z a-z 0-9 _ -")
+	}
+	if !ValidID(parts[1]) {
+		return bad("the producer is not 1-64 characters of A-Z a-z 0-9 _ -")
+	}
+	seq, ok := parseDecimal(parts[2], 64)
+	if !ok {
+		return bad("the batch sequence is not a decimal uint64 without leading zeros")
+	}
+	idx, ok := parseDecimal(parts[3], 32)
+	if !ok {
+		return bad("the index is not a decimal uint32 without leading zeros")
+	}
+	return SampleID{Run: parts[0], Producer: parts[1], BatchSeq: seq, Index: uint32(idx)}, nil
+}
+
+// parseDecimal parses a canonical decimal number (digits only, no leading
+// zero unless it is "0") of at most bits bits.
+func parseDecimal(s string, bits int) (uint64, bool) {
+	if s == "" || (len(s) > 1 && s[0] == '0') {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseUint(s, 10, bits)
+	return v, err == nil
 }
 
 // Batch is one message: a header and its rows.

@@ -65,8 +65,10 @@ func validDevice(d string) bool {
 // (wrapping ErrInvalid) naming the field and row of the first problem:
 //
 //   - the header (see Header.Validate); 1..MaxPairs rows;
-//   - sample_id, run_id, producer_id and source_image non-empty, all strings
-//     valid UTF-8, sample_id unique within the batch;
+//   - source_image non-empty, all strings valid UTF-8; run_id and
+//     producer_id valid ids (ValidID); sample_id exactly
+//     FormatSampleID(run_id, producer_id, batch_seq, index), so unique
+//     within the batch (ParseSampleID reads it back);
 //   - weights_sha256 empty or 64 lower-case hex digits, and empty exactly
 //     when weights_version is 0;
 //   - crop_x, crop_y >= 0, crop_w, crop_h >= 1, dihedral < 8;
@@ -76,8 +78,9 @@ func validDevice(d string) bool {
 //     non-negative values summing to 1 within KernelSumTolerance;
 //   - noise_mean finite, noise_std finite and >= 0.
 //
-// Index is not checked against the row position and Crop* not against the
-// HR size: they are provenance, recorded as the producer saw them.
+// Index is not checked against the row position (a trainer's checkpoint
+// keeps pairs of many batches in one) and Crop* not against the HR size:
+// they are provenance, recorded as the producer saw them.
 func (b *Batch) Validate() error {
 	if err := b.Header.Validate(); err != nil {
 		return err
@@ -120,6 +123,15 @@ func (b *Batch) validatePair(i int) error {
 		if !utf8.ValidString(s.v) {
 			return invalidf(i, s.name, "%s is not valid UTF-8", s.name)
 		}
+	}
+	if !ValidID(p.RunID) {
+		return invalidf(i, ColRunID, "run_id %q is not an id: use 1-%d characters of A-Z a-z 0-9 _ -", clip(p.RunID), MaxIDLen)
+	}
+	if !ValidID(p.ProducerID) {
+		return invalidf(i, ColProducerID, "producer_id %q is not an id: use 1-%d characters of A-Z a-z 0-9 _ -", clip(p.ProducerID), MaxIDLen)
+	}
+	if want := FormatSampleID(p.RunID, p.ProducerID, p.BatchSeq, p.Index); p.SampleID != want {
+		return invalidf(i, ColSampleID, "sample_id %q does not name its row: want %q (run_id/producer_id/batch_seq/index)", clip(p.SampleID), want)
 	}
 	if p.WeightsSHA256 != "" && !isLowerHex64(p.WeightsSHA256) {
 		return invalidf(i, ColWeightsSHA256, "weights_sha256 %q is not 64 lower-case hex digits", clip(p.WeightsSHA256))

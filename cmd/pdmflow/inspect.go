@@ -21,7 +21,6 @@ import (
 	"github.com/pdmflow/pdmflow/archive"
 	"github.com/pdmflow/pdmflow/internal/imageio"
 	"github.com/pdmflow/pdmflow/producer"
-	"github.com/pdmflow/pdmflow/registry"
 	"github.com/pdmflow/pdmflow/schema"
 	"github.com/pdmflow/pdmflow/store"
 )
@@ -294,16 +293,12 @@ func (s *streamSamples) bySeq(ctx context.Context, seq uint64, rows []int) ([]sa
 // sequence header matches (the copy a trainer kept), reading headers only,
 // then gets that message.
 func (s *streamSamples) byID(ctx context.Context, id string) (sample, error) {
-	parts := strings.Split(id, "/")
-	if len(parts) != 4 {
-		return sample{}, fmt.Errorf("%w: sample id %q: want RUN/PRODUCER/BATCHSEQ/INDEX", errUsage, id)
+	sid, err := schema.ParseSampleID(id)
+	if err != nil {
+		return sample{}, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	batchSeq, err1 := strconv.ParseUint(parts[2], 10, 64)
-	index, err2 := strconv.ParseUint(parts[3], 10, 32)
-	if err1 != nil || err2 != nil || registry.ValidRunID(parts[0]) != nil || registry.ValidRunID(parts[1]) != nil {
-		// Run and producer ids share one alphabet, safe in subjects.
-		return sample{}, fmt.Errorf("%w: sample id %q: want RUN/PRODUCER/BATCHSEQ/INDEX", errUsage, id)
-	}
+	parts := []string{sid.Run, sid.Producer}
+	batchSeq, index := sid.BatchSeq, sid.Index
 	subject := producer.SubjectFor(s.prefix, parts[0], parts[1])
 	seq, err := s.findBatch(ctx, subject, batchSeq)
 	if err != nil {
@@ -314,7 +309,7 @@ func (s *streamSamples) byID(ctx context.Context, id string) (sample, error) {
 		return sample{}, err
 	}
 	for _, f := range found {
-		if f.pair.RunID == parts[0] && f.pair.ProducerID == parts[1] && f.pair.BatchSeq == batchSeq && f.pair.Index == uint32(index) {
+		if f.pair.RunID == parts[0] && f.pair.ProducerID == parts[1] && f.pair.BatchSeq == batchSeq && f.pair.Index == index {
 			return f, nil
 		}
 	}
@@ -454,27 +449,29 @@ func describe(s sample) sampleInfo {
 	return in
 }
 
-// pngName maps a sample id onto a file name stem: "/" becomes "_", and
-// anything but letters, digits, '-', '_' and '.' becomes '-'.
-func pngName(id string) string {
-	b := []rune(id)
-	for i, c := range b {
-		switch {
-		case c == '/':
-			b[i] = '_'
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
-		default:
-			b[i] = '-'
-		}
+// pngName maps a sample id onto a file name stem, "RUN_PRODUCER_BATCH_INDEX".
+// Only an id that parses (schema.ParseSampleID: ids of A-Z a-z 0-9 _ -,
+// decimal numbers) gets one, so the stem is never a path, "." or "..".
+func pngName(id string) (string, error) {
+	s, err := schema.ParseSampleID(id)
+	if err != nil {
+		return "", fmt.Errorf("--png: %w", err)
 	}
-	return string(b)
+	return fmt.Sprintf("%s_%s_%d_%d", s.Run, s.Producer, s.BatchSeq, s.Index), nil
 }
 
 // writePNGs writes a sample's x_ref, y_ref and kernel into dir and returns
 // the files by name.
 func writePNGs(dir string, s sample, zoom int) (map[string]string, error) {
 	h, p := s.header, s.pair
-	stem := filepath.Join(dir, pngName(p.SampleID))
+	name, err := pngName(p.SampleID)
+	if err != nil {
+		return nil, err
+	}
+	stem := filepath.Join(dir, name)
+	if filepath.Dir(stem) != filepath.Clean(dir) {
+		return nil, fmt.Errorf("--png: sample id %q does not make a file name in %s", p.SampleID, dir)
+	}
 	files := map[string]string{}
 	x := &imageio.Image{W: h.HRW, H: h.HRH, Pix: p.XRef} // both planar CHW RGB
 	if err := x.Save(stem + ".x_ref.png"); err != nil {

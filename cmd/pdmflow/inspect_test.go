@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/pdmflow/pdmflow/archive"
 	"github.com/pdmflow/pdmflow/internal/imageio"
+	"github.com/pdmflow/pdmflow/schema"
 )
 
 // decodeSamples parses inspect's JSON stream of samples.
@@ -265,4 +267,33 @@ func TestInspectUsage(t *testing.T) {
 		t.Fatalf("--help: exit %d", code)
 	}
 	wantOutput(t, "inspect --help", stderr, "Usage: pdmflow inspect", "--archive URL", "--sample ID", "--png DIR", "the live stream", "nats-url", "s3-endpoint")
+}
+
+// TestInspectPNGNamesStayInDir: --png builds file names from sample ids, so
+// an id from the stream that is not one (a path, dots) is refused and
+// nothing is written outside the directory.
+func TestInspectPNGNamesStayInDir(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "png")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := schema.Header{Scale: 4, HRH: 8, HRW: 8, LRH: 2, LRW: 2, Degradation: schema.DegradationBicubic}
+	for _, id := range []string{"..", "../x", "r/../../x/0", "/abs/1/2", "r\\..\\p/1/2", "."} {
+		s := sample{header: h, pair: schema.Pair{SampleID: id, XRef: make([]uint8, 3*8*8), YRef: make([]float32, 3*2*2)}}
+		files, err := writePNGs(dir, s, 1)
+		if err == nil {
+			t.Errorf("sample id %q: wrote %v, want an error", id, files)
+		}
+	}
+	var outside []string
+	filepath.Walk(filepath.Dir(root), func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() && filepath.Dir(p) != dir {
+			outside = append(outside, p)
+		}
+		return nil
+	})
+	if len(outside) > 0 {
+		t.Fatalf("files written outside %s: %v", dir, outside)
+	}
 }
