@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdmflow/pdmflow/schema"
@@ -285,7 +286,7 @@ func (e *exporter) read(ctx context.Context, cons jetstream.Consumer, it jetstre
 			return nil
 		}
 		if e.o.Since.IsZero() || !t.Before(e.o.Since) {
-			e.record(seq, t, msg.Subject(), msg.Data())
+			e.record(seq, t, msg.Subject(), msg.Headers(), msg.Data())
 			queued++
 			e.mu.Lock()
 			e.total = queued + int(min(meta.NumPending, e.end-seq))
@@ -303,11 +304,18 @@ func (e *exporter) read(ctx context.Context, cons jetstream.Consumer, it jetstre
 }
 
 // record adds a message to the manifest.
-func (e *exporter) record(seq uint64, t time.Time, subject string, data []byte) {
+func (e *exporter) record(seq uint64, t time.Time, subject string, hdr nats.Header, data []byte) {
 	sum := sha256.Sum256(data)
 	msg := Message{
 		Seq: seq, Time: t.UTC(), Subject: subject, Key: MessageKey(seq),
 		Bytes: len(data), SHA256: hex.EncodeToString(sum[:]),
+		Header: map[string]string{},
+	}
+	// The headers a trainer checks the rows against (not the filler).
+	for _, k := range []string{jetstream.MsgIDHeader, schema.HeaderBatchSeq, schema.HeaderPairs, schema.HeaderWeights} {
+		if v := hdr.Get(k); v != "" {
+			msg.Header[k] = v
+		}
 	}
 	e.m.Bytes += int64(len(data))
 	b, err := schema.Decode(data, schema.DecodeOptions{})

@@ -29,6 +29,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,9 +54,19 @@ type Config struct {
 	MaxDeliver    int
 	MaxAckPending int // default 64
 	PoolPairs     int // shuffle pool capacity in pairs (default 512)
-	// Header, when set, is what every batch must match (shapes, scale,
-	// degradation); otherwise the first batch sets it.
+	// Header is what every batch must match (shapes, scale, kernel size,
+	// degradation; any Device): the run's contract, from the trainer's
+	// config. When nil the first batch sets it, which lets one foreign
+	// batch decide what the stream is: trainers always set it.
 	Header *schema.Header
+	// Run, when set, binds every message to the run: its subject's run
+	// token and every row's run_id must be Run. Whether set or not, every
+	// row's producer_id must be the subject's last token, every row's
+	// batch_seq the message's Pdmflow-Batch-Seq header (when the source
+	// has headers) and its index the row's position: a message that
+	// claims another producer's batch is refused, not deduplicated against
+	// the real one.
+	Run string
 	// MaxMessageBytes is the largest message accepted (default 8 MiB).
 	MaxMessageBytes int
 	// Deterministic makes Take fill the pool to PoolPairs before drawing
@@ -86,8 +98,12 @@ func (e permanentError) Unwrap() error { return e.err }
 
 // Message is one stream message as a Source delivers it.
 type Message struct {
-	Seq       uint64 // stream sequence
-	Subject   string
+	Seq     uint64 // stream sequence
+	Subject string
+	// Header holds the message's NATS headers; nil when the source does not
+	// keep them (an archive written before they were recorded), and then
+	// the batch sequence header is not checked.
+	Header    nats.Header
 	Data      []byte
 	Delivered uint64 // deliveries so far, 1 the first time (0: unknown)
 	Pending   uint64 // messages after it not yet delivered
@@ -275,7 +291,11 @@ func (s *jsSource) Fetch(ctx context.Context, max int, handle func(Message)) err
 		return err
 	}
 	for msg := range batch.Messages() {
-		m := Message{Subject: msg.Subject(), Data: msg.Data(), Ack: msg.Ack, Term: msg.TermWithReason}
+		h := msg.Headers()
+		if h == nil {
+			h = nats.Header{} // JetStream keeps headers: none is none
+		}
+		m := Message{Subject: msg.Subject(), Header: h, Data: msg.Data(), Ack: msg.Ack, Term: msg.TermWithReason}
 		if meta, err := msg.Metadata(); err == nil {
 			m.Seq, m.Delivered, m.Pending = meta.Sequence.Stream, meta.NumDelivered, meta.NumPending
 		}
@@ -371,7 +391,7 @@ func (c *Consumer) handle(msg Message) {
 	c.m.ConsumerLag.Set(float64(msg.Pending))
 	b, err := schema.Decode(msg.Data, schema.DecodeOptions{MaxMessageBytes: c.cfg.MaxMessageBytes})
 	if err == nil {
-		err = c.check(b)
+		err = c.check(b, msg)
 	}
 	if err != nil {
 		c.m.BadMessages.Inc()
@@ -453,8 +473,9 @@ func truncate(s string, n int) string {
 }
 
 // check validates what Decode cannot know: the batch matches the stream's
-// header and its rows are the batch they claim to be.
-func (c *Consumer) check(b *schema.Batch) error {
+// header, it belongs to the run, and its rows are the batch its subject
+// and headers say it is (see Config.Run).
+func (c *Consumer) check(b *schema.Batch, msg Message) error {
 	if len(b.Pairs) == 0 {
 		return errors.New("consumer: empty batch")
 	}
@@ -462,16 +483,55 @@ func (c *Consumer) check(b *schema.Batch) error {
 	h := c.header
 	c.mu.Unlock()
 	if h != nil && !h.SameStream(b.Header) {
-		return fmt.Errorf("consumer: batch header %+v differs from the stream's %+v", b.Header, *h)
+		return fmt.Errorf("consumer: batch header %s differs from the run's contract %s", describeHeader(b.Header), describeHeader(*h))
+	}
+	// The subject is PREFIX.RUN.PRODUCER.
+	producer, run := "", ""
+	if i := strings.LastIndexByte(msg.Subject, '.'); i >= 0 {
+		producer = msg.Subject[i+1:]
+		if j := strings.LastIndexByte(msg.Subject[:i], '.'); j >= 0 {
+			run = msg.Subject[j+1 : i]
+		}
+	}
+	if producer == "" || run == "" {
+		return fmt.Errorf("consumer: subject %q is not PREFIX.RUN.PRODUCER", msg.Subject)
+	}
+	if c.cfg.Run != "" && run != c.cfg.Run {
+		return fmt.Errorf("consumer: subject %q is not of run %s", msg.Subject, c.cfg.Run)
 	}
 	f := b.Pairs[0]
+	if msg.Header != nil {
+		hs := msg.Header.Get(schema.HeaderBatchSeq)
+		seq, err := strconv.ParseUint(hs, 10, 64)
+		if err != nil {
+			return fmt.Errorf("consumer: header %s is %q, want the batch sequence", schema.HeaderBatchSeq, truncate(hs, 24))
+		}
+		if f.BatchSeq != seq {
+			return fmt.Errorf("consumer: row 0 is of batch %d, the message's %s header says %d", f.BatchSeq, schema.HeaderBatchSeq, seq)
+		}
+	}
 	for i, p := range b.Pairs {
-		want := fmt.Sprintf("%s/%s/%d/%d", f.RunID, f.ProducerID, f.BatchSeq, i)
-		if p.RunID != f.RunID || p.ProducerID != f.ProducerID || p.BatchSeq != f.BatchSeq || p.Index != uint32(i) || p.SampleID != want {
-			return fmt.Errorf("consumer: row %d is sample %q, want %q", i, p.SampleID, want)
+		switch {
+		case p.RunID != run:
+			return fmt.Errorf("consumer: row %d (sample %s) is of run %q, the subject %s of run %q", i, p.SampleID, p.RunID, msg.Subject, run)
+		case p.ProducerID != producer:
+			return fmt.Errorf("consumer: row %d (sample %s) claims producer %q on the subject %s of producer %q", i, p.SampleID, p.ProducerID, msg.Subject, producer)
+		case p.BatchSeq != f.BatchSeq:
+			return fmt.Errorf("consumer: row %d (sample %s) is of batch %d, row 0 of batch %d", i, p.SampleID, p.BatchSeq, f.BatchSeq)
+		case p.Index != uint32(i):
+			return fmt.Errorf("consumer: row %d is sample %s, index %d", i, p.SampleID, p.Index)
 		}
 	}
 	return nil
+}
+
+// describeHeader is a header in a message: "pdm x4 HR 64x64 LR 16x16 kernel 21".
+func describeHeader(h schema.Header) string {
+	s := fmt.Sprintf("%q x%d HR %dx%d LR %dx%d kernel %d", h.Degradation, h.Scale, h.HRH, h.HRW, h.LRH, h.LRW, h.KernelSize)
+	if h.Device != "" {
+		s += " device " + h.Device
+	}
+	return s
 }
 
 func (c *Consumer) seenSet(producer string) *seqSet {

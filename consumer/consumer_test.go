@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -38,9 +40,21 @@ func testBatch(producer string, seq uint64, n int) *schema.Batch {
 	return b
 }
 
+// publish publishes data with the batch sequence header a producer sets
+// (the first row's, when data decodes).
 func publish(t *testing.T, js jetstream.JetStream, subject string, data []byte) {
 	t.Helper()
-	if _, err := js.Publish(context.Background(), subject, data); err != nil {
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	if b, err := schema.Decode(data, schema.DecodeOptions{}); err == nil {
+		msg.Header.Set(schema.HeaderBatchSeq, strconv.FormatUint(b.Pairs[0].BatchSeq, 10))
+	}
+	publishMsg(t, js, msg)
+}
+
+func publishMsg(t *testing.T, js jetstream.JetStream, msg *nats.Msg) {
+	t.Helper()
+	if _, err := js.PublishMsg(context.Background(), msg); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -259,5 +273,102 @@ func TestConsumerStartSeqAndTime(t *testing.T) {
 	}
 	if got := first(Config{Durable: "c", StartSeq: 4}, State{Position: 1}); got != 2 {
 		t.Errorf("a recorded position 1 with StartSeq 4: first message %d, want 2", got)
+	}
+}
+
+// TestConsumerBindsRowsToMessage: a message's rows must be the batch its
+// subject and headers say: rows claiming another producer's batch, another
+// batch than the header's, or another run are refused (terminated and
+// counted), and the real batch they claim to be is then admitted, not
+// dropped as a duplicate.
+func TestConsumerBindsRowsToMessage(t *testing.T) {
+	js := jsServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	forged := func(b *schema.Batch) *schema.Batch {
+		for i := range b.Pairs {
+			b.Pairs[i].Seed = 999 // what the test looks for in the pool
+		}
+		return b
+	}
+	withSeq := func(subject string, b *schema.Batch, seq string) *nats.Msg {
+		m := nats.NewMsg(subject)
+		m.Data = encode(t, b)
+		m.Header.Set(schema.HeaderBatchSeq, seq)
+		return m
+	}
+	// On p0's subject: rows claiming p1's batch 0.
+	publishMsg(t, js, withSeq("pdmflow.pairs.r.p0", forged(testBatch("p1", 0, 2)), "0"))
+	// On p0's subject: rows of batch 4 under a header saying batch 5.
+	publishMsg(t, js, withSeq("pdmflow.pairs.r.p0", forged(testBatch("p0", 4, 2)), "5"))
+	// On p0's subject: no batch sequence header.
+	publishMsg(t, js, &nats.Msg{Subject: "pdmflow.pairs.r.p0", Data: encode(t, forged(testBatch("p0", 6, 2)))})
+	// Rows of another run on run r's subject.
+	other := forged(testBatch("p0", 7, 2))
+	for i := range other.Pairs {
+		other.Pairs[i].RunID = "other"
+		other.Pairs[i].SampleID = schema.FormatSampleID("other", "p0", 7, uint32(i))
+	}
+	publishMsg(t, js, withSeq("pdmflow.pairs.r.p0", other, "7"))
+	// The real batches.
+	publish(t, js, "pdmflow.pairs.r.p1", encode(t, testBatch("p1", 0, 2)))
+	publish(t, js, "pdmflow.pairs.r.p0", encode(t, testBatch("p0", 0, 2)))
+
+	m := metrics.NewTrainer(nil)
+	c, err := New(ctx, js, Config{Stream: "PDMFLOW_PAIRS", Durable: "t", Subject: "pdmflow.pairs.r.>", PoolPairs: 4}, State{}, nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.Run(ctx)
+	got, _, err := c.Take(ctx, 4, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range got {
+		if e.Pair.Seed == 999 {
+			t.Errorf("forged row %s (stream seq %d) reached the pool", e.Pair.SampleID, e.StreamSeq)
+		}
+	}
+	if v := promtest.ToFloat64(m.BadMessages); v != 4 {
+		t.Errorf("bad messages %v, want 4", v)
+	}
+	if v := promtest.ToFloat64(m.Duplicates); v != 0 {
+		t.Errorf("duplicates %v, want 0 (the real batches are not duplicates of forged ones)", v)
+	}
+}
+
+// TestConsumerHeaderFromConfig: with the expected header given (the run's
+// contract), a first batch of another degradation or size does not become
+// the stream's header: it is refused, and the good batches after it are
+// taken.
+func TestConsumerHeaderFromConfig(t *testing.T) {
+	js := jsServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bad := testBatch("p0", 0, 2)
+	bad.Degradation = schema.DegradationGaussian
+	bad.KernelSize = 3
+	for i := range bad.Pairs {
+		bad.Pairs[i].Kernel = []float32{0, 0, 0, 0, 1, 0, 0, 0, 0}
+	}
+	publish(t, js, "pdmflow.pairs.r.p0", encode(t, bad))
+	for s := uint64(1); s < 4; s++ {
+		publish(t, js, "pdmflow.pairs.r.p0", encode(t, testBatch("p0", s, 2)))
+	}
+	h := testBatch("p0", 0, 1).Header
+	m := metrics.NewTrainer(nil)
+	c, err := New(ctx, js, Config{Stream: "PDMFLOW_PAIRS", Durable: "t", Subject: "pdmflow.pairs.r.>", PoolPairs: 6, Header: &h, Run: "r"}, State{}, nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.Run(ctx)
+	if _, _, err := c.Take(ctx, 6, rand.New(rand.NewPCG(1, 2))); err != nil {
+		t.Fatal(err)
+	}
+	if v := promtest.ToFloat64(m.BadMessages); v != 1 {
+		t.Errorf("bad messages %v, want 1", v)
+	}
+	if got := c.Header(); got == nil || *got != h {
+		t.Errorf("stream header %+v, want the configured %+v", got, h)
 	}
 }

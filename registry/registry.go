@@ -77,11 +77,19 @@ func OpenReplicas(ctx context.Context, js jetstream.JetStream, st *store.Bucket,
 	}
 	replicas = max(replicas, 1)
 	if kv, err := js.KeyValue(ctx, Bucket); err == nil {
+		// An existing bucket is used as it is unless it needs more
+		// replicas: a producer allowed only to read it (docs/operations.md,
+		// per-producer permissions) never updates its configuration.
+		have := 0
 		if s, err := kv.Status(ctx); err == nil {
 			if bs, ok := s.(*jetstream.KeyValueBucketStatus); ok {
-				replicas = max(replicas, bs.StreamInfo().Config.Replicas)
+				have = bs.StreamInfo().Config.Replicas
 			}
 		}
+		if have >= replicas {
+			return &Registry{kv: kv, store: st, run: run, log: log}, nil
+		}
+		replicas = max(replicas, have)
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      Bucket,

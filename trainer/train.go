@@ -76,7 +76,6 @@ type Trainer struct {
 	consStop       context.CancelFunc
 	consDone       chan struct{}
 	streamRestored consumer.State
-	headerOK       bool
 	published      int // step of the last weights publish (-1: none yet)
 	publishRetry   bool
 	publishNext    time.Time

@@ -75,6 +75,9 @@ func cmdReplay(ctx context.Context, e *env, args []string) error {
 		so.OpenSource = func(_ context.Context, after uint64) (consumer.Source, error) {
 			return trainer.ArchiveSource(r, after), nil
 		}
+		if len(m.Runs) == 1 {
+			so.Consumer.Run = m.Runs[0] // every message must be of the run, as the trainer had it
+		}
 	} else {
 		if err := registry.ValidRunID(*run); err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
@@ -86,7 +89,7 @@ func cmdReplay(ctx context.Context, e *env, args []string) error {
 		defer closeConn()
 		so.JS = js
 		so.Consumer = consumer.Config{
-			Stream: conn.stream.Name, Durable: "replay-" + *run,
+			Stream: conn.stream.Name, Durable: "replay-" + *run, Run: *run,
 			Subject:  producer.SubjectFor(conn.stream.Subject, *run, "*"),
 			StartSeq: *fromSeq, StartTime: start,
 		}

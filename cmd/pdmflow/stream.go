@@ -199,6 +199,7 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 		pc.Seed = uint64(*seed)
 	}
 	pc.Scale = cfg.Scale()
+	pc.PDM = &cfg.PDM
 	pc.Stream, pc.Subject = conn.stream.Name, conn.stream.Subject
 	if pc.Consumer == "" {
 		pc.Consumer = "trainer-" + pc.Run
@@ -215,16 +216,18 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeConn()
-	var reg *registry.Registry
+	// The registry holds the run's contract, which every producer checks,
+	// and (pdm) the weights pointer; the weights are in the store.
+	var st *store.Bucket
 	if pc.Degradation == producer.DegradePDM {
-		st, err := store.Open(ctx, *storeURL, conn.s3)
-		if err != nil {
+		if st, err = store.Open(ctx, *storeURL, conn.s3); err != nil {
 			return err
 		}
 		defer st.Close()
-		if reg, err = registry.OpenReplicas(ctx, js, st, pc.Run, e.log, conn.stream.Replicas); err != nil {
-			return err
-		}
+	}
+	reg, err := registry.OpenReplicas(ctx, js, st, pc.Run, e.log, conn.stream.Replicas)
+	if err != nil {
+		return err
 	}
 	promReg := metrics.NewRegistry()
 	if _, err := metrics.Serve(ctx, conn.metricsAddr, promReg, e.log); err != nil {

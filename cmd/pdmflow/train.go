@@ -85,22 +85,24 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 		so := &trainer.StreamOptions{
 			JS: js,
 			Consumer: consumer.Config{
-				Stream: conn.stream.Name, Durable: "trainer-" + *run,
+				Stream: conn.stream.Name, Durable: "trainer-" + *run, Run: *run,
 				Subject:   producer.SubjectFor(conn.stream.Subject, *run, "*"),
 				PoolPairs: cfg.PoolPairs(),
 			},
 			PublishEvery: *publishEvery,
 			Metrics:      metrics.NewTrainer(promReg),
 		}
+		// The registry holds the run's contract (every run) and its
+		// weights pointer (pdm runs, whose weights go to the store).
+		var st *store.Bucket
 		if cfg.TrainsPDM() {
-			st, err := store.Open(ctx, *storeURL, conn.s3)
-			if err != nil {
+			if st, err = store.Open(ctx, *storeURL, conn.s3); err != nil {
 				return err
 			}
 			defer st.Close()
-			if so.Registry, err = registry.OpenReplicas(ctx, js, st, *run, e.log, conn.stream.Replicas); err != nil {
-				return err
-			}
+		}
+		if so.Registry, err = registry.OpenReplicas(ctx, js, st, *run, e.log, conn.stream.Replicas); err != nil {
+			return err
 		}
 		opts.Stream = so
 	}
