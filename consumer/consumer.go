@@ -81,11 +81,20 @@ type Config struct {
 	// position takes precedence.
 	StartSeq  uint64
 	StartTime time.Time
+	// AcceptLoss lets the consumer go on when the stream's retention has
+	// removed messages it had not read (they are counted and logged);
+	// without it New and Take return an error wrapping ErrLost that says
+	// how many, and why.
+	AcceptLoss bool
 }
 
 // ErrExhausted is returned by Take when the source has ended and the pool
 // holds fewer pairs than asked for.
 var ErrExhausted = errors.New("consumer: the source is exhausted")
+
+// ErrLost is wrapped by the error of a consumer that finds messages it had
+// not read removed from the stream (its retention limits pushed them out).
+var ErrLost = errors.New("consumer: unread messages were removed from the stream")
 
 // Permanent marks a Source error that retrying cannot fix (a corrupt
 // archive): Run stops and Take returns it.
@@ -238,8 +247,12 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, st State, log 
 	if err != nil {
 		return nil, fmt.Errorf("consumer: creating %s on %s: %w", cfg.Durable, cfg.Stream, err)
 	}
+	src := &jsSource{cons: cons, c: c}
+	if err := src.checkStart(ctx, js, cfg, st.Position); err != nil {
+		return nil, err
+	}
 	c.cons = cons
-	c.src = &jsSource{cons: cons}
+	c.src = src
 	return c, nil
 }
 
@@ -282,15 +295,91 @@ func newConsumer(cfg Config, st State, log *slog.Logger, m *metrics.Trainer) (*C
 	return c, nil
 }
 
-// jsSource is the durable JetStream consumer as a Source.
-type jsSource struct{ cons jetstream.Consumer }
+// jsSource is the durable JetStream consumer as a Source. It watches the
+// stream sequences it delivers: in a run's own stream every message is the
+// consumer's, so a jump over sequences is messages the retention removed
+// before they were read; in a stream shared by runs a jump is a loss only
+// where the stream's first sequence has passed it.
+type jsSource struct {
+	cons   jetstream.Consumer
+	c      *Consumer
+	stream jetstream.Stream
+	perRun bool      // the stream holds exactly this consumer's subjects
+	last   uint64    // the last stream sequence delivered (or skipped over)
+	known  bool      // last is known (not a start by time)
+	probe  time.Time // last look at a shared stream's first sequence
+}
+
+// checkStart finds out what the stream is, and whether it still holds the
+// first message this consumer is to read: a position (or start sequence)
+// that the retention has passed is an error wrapping ErrLost, or with
+// AcceptLoss a warning and a count.
+func (s *jsSource) checkStart(ctx context.Context, js jetstream.JetStream, cfg Config, position uint64) error {
+	st, err := js.Stream(ctx, cfg.Stream)
+	if err != nil {
+		return fmt.Errorf("consumer: stream %s: %w", cfg.Stream, err)
+	}
+	s.stream = st
+	info := st.CachedInfo()
+	subj := info.Config.Subjects
+	s.perRun = len(subj) == 1 && subj[0] == cfg.Subject
+	first := info.State.FirstSeq
+	if info.State.Msgs == 0 {
+		first = info.State.LastSeq + 1
+	}
+	var start uint64
+	switch {
+	case position > 0:
+		start = position + 1
+	case cfg.StartSeq > 0:
+		start = cfg.StartSeq
+	case !cfg.StartTime.IsZero():
+		return nil // a start by time: whatever is there from then on
+	case s.perRun:
+		start = 1 // a run's own stream: its every message
+	default:
+		// A stream of every run, read from its start: what went before is
+		// other runs' as much as this one's; only later removals count.
+		s.last, s.known = first-1, true
+		return nil
+	}
+	s.last, s.known = start-1, true
+	if start >= first {
+		return nil
+	}
+	return s.c.lost(start, first-1, s.perRun, info.Config)
+}
+
+// lost reports that stream sequences from..to were removed unread: an
+// error wrapping ErrLost, or (AcceptLoss) a count and a warning.
+func (c *Consumer) lost(from, to uint64, exact bool, sc jetstream.StreamConfig) error {
+	n := to - from + 1
+	whose := "messages of this run"
+	if !exact {
+		whose = "messages of every run in this shared stream, up to all of them this run's"
+	}
+	limits := fmt.Sprintf("max_bytes %d, max_msgs %d, max_age %s", sc.MaxBytes, sc.MaxMsgs, sc.MaxAge)
+	if c.cfg.AcceptLoss {
+		c.m.LostMessages.Add(float64(n))
+		c.log.Warn("unread messages were removed from the stream by its retention; going on without them (--accept-loss)",
+			"stream", sc.Name, "from_seq", from, "to_seq", to, "messages", n, "whose", whose, "limits", limits)
+		return nil
+	}
+	return fmt.Errorf("%w: stream %s no longer holds sequences %d..%d (%d messages: %s) that this consumer had not read: its retention (%s) removed them, so their pairs are lost; "+
+		"restart with --accept-loss to go on from sequence %d, and give the run room (--stream-max-bytes, or a faster trainer)",
+		ErrLost, sc.Name, from, to, n, whose, limits, to+1)
+}
 
 func (s *jsSource) Fetch(ctx context.Context, max int, handle func(Message)) error {
 	batch, err := s.cons.Fetch(max, jetstream.FetchMaxWait(time.Second))
 	if err != nil {
 		return err
 	}
+	var lostErr error
 	for msg := range batch.Messages() {
+		if lostErr != nil {
+			continue // not handled: delivered again after a restart
+		}
 		h := msg.Headers()
 		if h == nil {
 			h = nats.Header{} // JetStream keeps headers: none is none
@@ -299,12 +388,50 @@ func (s *jsSource) Fetch(ctx context.Context, max int, handle func(Message)) err
 		if meta, err := msg.Metadata(); err == nil {
 			m.Seq, m.Delivered, m.Pending = meta.Sequence.Stream, meta.NumDelivered, meta.NumPending
 		}
+		if lostErr = s.gap(ctx, m.Seq); lostErr != nil {
+			continue
+		}
 		handle(m)
+	}
+	if lostErr != nil {
+		return Permanent(lostErr)
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
 		return err
 	}
 	return nil
+}
+
+// gap checks the stream sequence of the next message delivered against
+// the last one.
+func (s *jsSource) gap(ctx context.Context, seq uint64) error {
+	if seq == 0 {
+		return nil
+	}
+	if !s.known {
+		s.last, s.known = seq, true
+		return nil
+	}
+	if seq <= s.last+1 {
+		s.last = max(s.last, seq)
+		return nil
+	}
+	from, to := s.last+1, seq-1
+	s.last = seq
+	if s.perRun {
+		return s.c.lost(from, to, true, s.stream.CachedInfo().Config)
+	}
+	// A shared stream: other runs' messages make gaps. Look at its first
+	// sequence, at most once a second.
+	if time.Since(s.probe) < time.Second {
+		return nil
+	}
+	s.probe = time.Now()
+	info, err := s.stream.Info(ctx)
+	if err != nil || info.State.FirstSeq <= from {
+		return nil
+	}
+	return s.c.lost(from, min(to, info.State.FirstSeq-1), false, info.Config)
 }
 
 // Run fetches into the read-ahead queue until ctx ends or the source is

@@ -2,9 +2,11 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -370,5 +372,116 @@ func TestConsumerHeaderFromConfig(t *testing.T) {
 	}
 	if got := c.Header(); got == nil || *got != h {
 		t.Errorf("stream header %+v, want the configured %+v", got, h)
+	}
+}
+
+// retentionStream makes run r's own stream, keeping at most maxMsgs
+// messages.
+func retentionStream(t *testing.T, maxMsgs int64) jetstream.JetStream {
+	t.Helper()
+	_, js := testutil.JetStream(t)
+	if _, err := EnsureStream(context.Background(), js, StreamConfig{Run: "r", MaxMsgs: maxMsgs}); err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// TestRetentionLossIsNotSilent: a consumer resumed after a position that
+// the stream's retention has passed stops with an error that says how many
+// messages were lost and why (or goes on, counting them, when told to),
+// and so does a running consumer whose next message is past a removed one.
+func TestRetentionLossIsNotSilent(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	js := retentionStream(t, 5)
+	const stream, subj = "PDMFLOW_PAIRS_r", "pdmflow.pairs.r.p0"
+	for s := uint64(0); s < 4; s++ {
+		publish(t, js, subj, encode(t, testBatch("p0", s, 2)))
+	}
+	cfg := Config{Stream: stream, Durable: "t", Subject: "pdmflow.pairs.r.*", PoolPairs: 4, Run: "r"}
+	c, err := New(ctx, js, cfg, State{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, stop := context.WithCancel(ctx)
+	go c.Run(cctx)
+	if _, _, err := c.Take(ctx, 4, rand.New(rand.NewPCG(1, 1))); err != nil {
+		t.Fatal(err)
+	}
+	st := c.Snapshot()
+	stop()
+	if st.Position < 2 || st.Position > 4 {
+		t.Fatalf("position %d after taking two batches", st.Position)
+	}
+	// Six more: the stream keeps messages 6..10 of 10.
+	for s := uint64(4); s < 10; s++ {
+		publish(t, js, subj, encode(t, testBatch("p0", s, 2)))
+	}
+	lost := 6 - (st.Position + 1)
+	_, err = New(ctx, js, cfg, st, nil, nil)
+	if !errors.Is(err, ErrLost) {
+		t.Fatalf("resuming at %d with the stream starting at 6: %v, want ErrLost", st.Position+1, err)
+	}
+	for _, m := range []string{fmt.Sprintf("%d messages", lost), stream, "retention", "accept"} {
+		if !strings.Contains(err.Error(), m) {
+			t.Errorf("error %q does not mention %q", err, m)
+		}
+	}
+	m := metrics.NewTrainer(nil)
+	cfg.AcceptLoss = true
+	c2, err := New(ctx, js, cfg, st, nil, m)
+	if err != nil {
+		t.Fatalf("with AcceptLoss: %v", err)
+	}
+	if v := promtest.ToFloat64(m.LostMessages); v != float64(lost) {
+		t.Errorf("lost messages %v, want %d", v, lost)
+	}
+	go c2.Run(ctx)
+	if _, _, err := c2.Take(ctx, 4, rand.New(rand.NewPCG(1, 1))); err != nil {
+		t.Fatal(err)
+	}
+
+	// A running consumer: its queue holds a pool's worth, so it stops
+	// fetching while three more batches push the next one out.
+	js2 := retentionStream(t, 3)
+	publish(t, js2, subj, encode(t, testBatch("p0", 0, 2)))
+	publish(t, js2, subj, encode(t, testBatch("p0", 1, 2)))
+	c3, err := New(ctx, js2, Config{Stream: stream, Durable: "t", Subject: "pdmflow.pairs.r.*", PoolPairs: 2, Run: "r"}, State{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c3.Run(ctx)
+	if _, _, err := c3.Take(ctx, 2, rand.New(rand.NewPCG(1, 1))); err != nil {
+		t.Fatal(err)
+	}
+	// Batch 1 is in the pool now, and batch 2 fills the queue: the
+	// consumer stops fetching. Four more make the stream drop sequence 4
+	// (batch 3) before it is read.
+	publish(t, js2, subj, encode(t, testBatch("p0", 2, 2)))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := c3.cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Delivered.Stream == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the consumer delivered up to %d, want 3", info.Delivered.Stream)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for s := uint64(3); s < 7; s++ {
+		publish(t, js2, subj, encode(t, testBatch("p0", s, 2)))
+	}
+	var terr error
+	for i := 0; i < 4 && terr == nil; i++ {
+		tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
+		_, _, terr = c3.Take(tctx, 2, rand.New(rand.NewPCG(1, 1)))
+		tcancel()
+	}
+	if !errors.Is(terr, ErrLost) {
+		t.Fatalf("a running consumer past removed messages: %v, want ErrLost", terr)
 	}
 }

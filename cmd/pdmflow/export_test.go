@@ -148,7 +148,7 @@ func TestExportCommand(t *testing.T) {
 		t.Fatalf("export: exit %d\n%s", code, stderr)
 	}
 	wantOutput(t, "export summary", stdout,
-		"archive file://"+out, "pdmflow-archive/1", "subjects pdmflow.pairs.r1.>",
+		"archive file://"+out, "pdmflow-archive/1", "subjects pdmflow.pairs.r1.*",
 		"messages  4 (1 undecodable), 9 pairs",
 		"seq       "+strconv.FormatUint(f.seqs[0], 10)+".."+strconv.FormatUint(f.seqs[4], 10),
 		"pdm, scale 4, x_ref 3x16x16 uint8, y_ref 3x4x4 float32, kernel 5x5",

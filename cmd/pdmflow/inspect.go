@@ -83,6 +83,7 @@ func cmdInspect(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&o.zoom, "zoom", 8, "magnification of the kernel PNG")
 	fs.BoolVar(&o.json, "json", false, "stream or archive summary as JSON")
 	fs.BoolVar(&o.verify, "verify", false, "with --archive and no sample: read every message and check its size and SHA-256")
+	fs.StringVar(&conn.stream.Run, "run", "", "the run whose stream to read (default: the run of the first --sample, else the stream of every run)")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
@@ -106,6 +107,11 @@ func cmdInspect(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("%w: --index %q: want a row number or \"all\"", errUsage, o.index)
 		}
 		rows = []int{i}
+	}
+	if conn.stream.Run == "" && len(o.samples) > 0 {
+		if id, err := schema.ParseSampleID(o.samples[0]); err == nil {
+			conn.stream.Run = id.Run
+		}
 	}
 	if err := conn.resolve(); err != nil {
 		return err

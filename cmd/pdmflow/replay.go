@@ -56,6 +56,7 @@ func cmdReplay(ctx context.Context, e *env, args []string) error {
 	if cfg.TrainsPDM() && *lr == "" {
 		return fmt.Errorf("%w: --lr is required: the original run learned a degradation from real LR images", errUsage)
 	}
+	conn.stream.Run = *run
 	if err := conn.resolve(); err != nil {
 		return err
 	}
@@ -82,7 +83,8 @@ func cmdReplay(ctx context.Context, e *env, args []string) error {
 		if err := registry.ValidRunID(*run); err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
 		}
-		js, closeConn, err := conn.dial(ctx, e, "pdmflow-replay-"+*run)
+		// A replay reads the stream; it creates nothing.
+		js, _, closeConn, err := exportDial(ctx, e, &conn, "pdmflow-replay-"+*run)
 		if err != nil {
 			return err
 		}

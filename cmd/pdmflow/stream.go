@@ -42,8 +42,11 @@ func (c *connection) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.s3.Region, "s3-region", "", "S3 region (env PDMFLOW_S3_REGION or AWS_REGION)")
 	fs.BoolVar(&c.s3.Insecure, "s3-insecure", false, "plain http to S3 (env PDMFLOW_S3_INSECURE=1)")
 	fs.StringVar(&c.s3.CAFile, "s3-ca", "", "PEM file of a private CA for S3 (env PDMFLOW_S3_CA_FILE)")
-	fs.StringVar(&c.stream.Name, "stream", "", "JetStream stream name (default PDMFLOW_PAIRS)")
+	fs.StringVar(&c.stream.Name, "stream", "", "JetStream stream name (default PDMFLOW_PAIRS_RUN: each run its own; an existing stream of every run, PDMFLOW_PAIRS, is found by subject)")
 	fs.StringVar(&c.stream.Subject, "subject", "", "subject prefix of the pair stream (default pdmflow.pairs)")
+	c.stream.MaxBytes = 0
+	fs.Var((*byteSize)(&c.stream.MaxBytes), "stream-max-bytes", "retention of a stream this command creates, in bytes (KiB, MiB, GiB suffixes; default 8GiB): the oldest messages go first")
+	fs.DurationVar(&c.stream.MaxAge, "stream-max-age", 0, "retention of a stream this command creates, in time (default none)")
 	fs.IntVar(&c.stream.Replicas, "replicas", 0, "replicas of the stream and of the weights KV bucket (3 on a 3-node cluster; default 1)")
 	fs.StringVar(&c.file, "connect", "", "YAML file with nats: and s3: settings (lowest precedence after env vars)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. :9090")
@@ -110,6 +113,9 @@ func (c *connection) resolve() error {
 		fill(&c.s3.CAFile, s.CA)
 		c.s3.Insecure = c.s3.Insecure || s.Insecure
 	}
+	if c.stream.MaxBytes < 0 || c.stream.MaxAge < 0 {
+		return fmt.Errorf("%w: --stream-max-bytes and --stream-max-age must be positive", errUsage)
+	}
 	c.stream.Defaults()
 	if err := c.nats.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -132,11 +138,24 @@ func (c *connection) dial(ctx context.Context, e *env, name string) (jetstream.J
 		nc.Close()
 		return nil, nil, err
 	}
-	if _, err := consumer.EnsureStream(ctx, js, c.stream); err != nil {
+	st, err := consumer.EnsureStream(ctx, js, c.stream)
+	if err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
+	c.useStream(e, st)
 	return js, func() { _ = nc.Drain() }, nil
+}
+
+// useStream makes st the stream the command works with (the run's own,
+// or a stream of every run made by an earlier pdmflow, which it says).
+func (c *connection) useStream(e *env, st jetstream.Stream) {
+	info := st.CachedInfo().Config
+	c.stream.Name = info.Name
+	if c.stream.Run != "" && (len(info.Subjects) != 1 || info.Subjects[0] != c.stream.Subjects()) {
+		e.log.Warn("this run's messages are in a stream shared with other runs: their producers can push this run's unread messages out of its retention; give each run its own stream (docs/operations.md)",
+			"stream", info.Name, "subjects", strings.Join(info.Subjects, ","))
+	}
 }
 
 func cmdProduce(ctx context.Context, e *env, args []string) error {
@@ -168,6 +187,7 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 	if err := required(map[string]string{"run": pc.Run, "hr": *hr}); err != nil {
 		return err
 	}
+	conn.stream.Run = pc.Run
 	prec, err := gpu.ParsePrecision(*precision)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -200,7 +220,6 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 	}
 	pc.Scale = cfg.Scale()
 	pc.PDM = &cfg.PDM
-	pc.Stream, pc.Subject = conn.stream.Name, conn.stream.Subject
 	if pc.Consumer == "" {
 		pc.Consumer = "trainer-" + pc.Run
 	}
@@ -216,6 +235,7 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeConn()
+	pc.Stream, pc.Subject = conn.stream.Name, conn.stream.Subject
 	// The registry holds the run's contract, which every producer checks,
 	// and (pdm) the weights pointer; the weights are in the store.
 	var st *store.Bucket

@@ -21,6 +21,7 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 	run := fs.String("run", "", "with --source: run id the producers publish under")
 	storeURL := fs.String("store", "", "with --source: blob store for the PDM weights (file://DIR or s3://bucket/prefix)")
 	publishEvery := fs.Int("publish-every", 50, "with --source: steps between PDM weights publishes")
+	acceptLoss := fs.Bool("accept-loss", false, "with --source: go on when the stream's retention removed messages this trainer had not read (counted in pdmflow_trainer_lost_messages_total); without it the trainer stops and says how many")
 	hr := fs.String("hr", "", "directory of high-resolution images (the images to degrade)")
 	lr := fs.String("lr", "", "directory of real low-resolution images (the degradation to learn)")
 	out := fs.String("out", "", "output directory: weights, checkpoint, pictures, log; a run resumes from its checkpoint")
@@ -64,11 +65,12 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 	}
 	opts := trainer.Options{HRDir: *hr, LRDir: *lr, Out: *out, Log: e.log, Progress: e.stderr}
 	if streaming {
-		if err := conn.resolve(); err != nil {
-			return err
-		}
 		if err := registry.ValidRunID(*run); err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		conn.stream.Run = *run
+		if err := conn.resolve(); err != nil {
+			return err
 		}
 		if cfg.TrainsPDM() && *storeURL == "" {
 			return fmt.Errorf("%w: --store is required to publish the PDM weights", errUsage)
@@ -87,7 +89,7 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 			Consumer: consumer.Config{
 				Stream: conn.stream.Name, Durable: "trainer-" + *run, Run: *run,
 				Subject:   producer.SubjectFor(conn.stream.Subject, *run, "*"),
-				PoolPairs: cfg.PoolPairs(),
+				PoolPairs: cfg.PoolPairs(), AcceptLoss: *acceptLoss,
 			},
 			PublishEvery: *publishEvery,
 			Metrics:      metrics.NewTrainer(promReg),

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/pdmflow/pdmflow/consumer"
 )
 
 // composeFiles are the compose files a test runs: docker-compose.yml and,
@@ -362,7 +364,7 @@ func TestComposeCluster(t *testing.T) {
 		return steps >= 50 && wa >= 1 && wb >= 1, fmt.Sprintf("trainer steps %v, producer weights versions %v and %v", steps, wa, wb)
 	})
 
-	const pairs, weights = "PDMFLOW_PAIRS", "KV_pdmflow_weights"
+	pairs, weights := consumer.DefaultStreamName(s.run), "KV_pdmflow_weights"
 	var rep map[string]replication
 	s.waitUntil("the stream and the KV bucket to have 3 current replicas", time.Minute, func() (bool, string) {
 		var err error

@@ -346,11 +346,11 @@ func readStream(url, run string, opts ...nats.Option) ([]Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	var sc consumer.StreamConfig
+	sc := consumer.StreamConfig{Run: run}
 	sc.Defaults()
-	st, err := js.Stream(ctx, sc.Name)
+	st, err := consumer.OpenStream(ctx, js, sc)
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", sc.Name, err)
+		return nil, err
 	}
 	info, err := st.Info(ctx)
 	if err != nil {

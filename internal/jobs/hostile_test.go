@@ -100,7 +100,7 @@ func TestHostileMessagesDoNotWedgeTheRun(t *testing.T) {
 	}
 	const run = "hostile"
 	cfg := tinyConfig(12)
-	sc := consumer.StreamConfig{}
+	sc := consumer.StreamConfig{Run: run}
 	sc.Defaults()
 	if _, err := consumer.EnsureStream(ctx, js, sc); err != nil {
 		t.Fatal(err)

@@ -79,6 +79,7 @@ func Pipeline(ctx context.Context, o PipelineOptions) error {
 	if err := registry.ValidRunID(o.Run); err != nil {
 		return err
 	}
+	o.Stream.Run = o.Run
 	o.Stream.Defaults()
 	nc := o.NATS
 	if nc.URL == "" {
@@ -103,9 +104,11 @@ func Pipeline(ctx context.Context, o PipelineOptions) error {
 	if err != nil {
 		return fmt.Errorf("jobs: %w", err)
 	}
-	if _, err := consumer.EnsureStream(ctx, js, o.Stream); err != nil {
+	pairs, err := consumer.EnsureStream(ctx, js, o.Stream)
+	if err != nil {
 		return err
 	}
+	o.Stream.Name = pairs.CachedInfo().Config.Name
 	st, err := store.Open(ctx, o.Store, o.S3)
 	if err != nil {
 		return err
