@@ -67,16 +67,42 @@ func (e *EDSR) ReceptiveRadius() int { return 1 + 2*e.Cfg.NB + 1 + len(e.up) + 1
 // Upscale runs the SR network on one LR image (3 x h x w in [0,1]) and
 // returns the SR image (3 x h*s x w*s, unclamped). Images larger than tile
 // LR pixels on a side are processed in tiles whose margins cover the
-// receptive field, so the result equals a whole-image pass while memory
-// stays bounded.
+// receptive field, so the result equals a whole-image pass while the
+// network's memory stays bounded (the result itself is 12 bytes per SR
+// pixel: UpscaleTiles hands tiles over instead).
 func (e *EDSR) Upscale(lr []float32, h, w, tile int) ([]float32, error) {
 	if len(lr) != 3*h*w || h < 1 || w < 1 {
 		return nil, fmt.Errorf("model: upscale: %d values for a 3x%dx%d image", len(lr), h, w)
 	}
 	s := e.Cfg.Scale
+	W := w * s
 	out := make([]float32, 3*h*s*w*s)
+	err := e.UpscaleTiles(lr, h, w, tile, func(y0, x0, th, tw int, v []float32) error {
+		for c := 0; c < 3; c++ {
+			for y := 0; y < th; y++ {
+				copy(out[(c*h*s+y0+y)*W+x0:(c*h*s+y0+y)*W+x0+tw], v[(c*th+y)*tw:])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// UpscaleTiles runs the SR network on one LR image (3 x h x w in [0,1])
+// tile by tile (tile LR pixels a side, margins covering the receptive
+// field; tile <= 0: the whole image at once) and hands each tile's SR
+// pixels to put: 3 x th x tw unclamped values for the SR rectangle at
+// (x0, y0), valid until put returns. Together the tiles are Upscale's
+// result.
+func (e *EDSR) UpscaleTiles(lr []float32, h, w, tile int, put func(y0, x0, th, tw int, v []float32) error) error {
+	if len(lr) != 3*h*w || h < 1 || w < 1 {
+		return fmt.Errorf("model: upscale: %d values for a 3x%dx%d image", len(lr), h, w)
+	}
 	if tile <= 0 || (h <= tile && w <= tile) {
-		return out, e.upscaleTile(lr, h, w, 0, 0, h, w, 0, 0, h, w, out)
+		return e.upscaleTile(lr, h, w, 0, 0, h, w, 0, 0, h, w, put)
 	}
 	m := e.ReceptiveRadius()
 	for y0 := 0; y0 < h; y0 += tile {
@@ -85,18 +111,17 @@ func (e *EDSR) Upscale(lr []float32, h, w, tile int) ([]float32, error) {
 			// The tile's input window: its core plus the margin.
 			wy0, wx0 := max(0, y0-m), max(0, x0-m)
 			wy1, wx1 := min(h, y1+m), min(w, x1+m)
-			if err := e.upscaleTile(lr, h, w, wy0, wx0, wy1, wx1, y0, x0, y1, x1, out); err != nil {
-				return nil, err
+			if err := e.upscaleTile(lr, h, w, wy0, wx0, wy1, wx1, y0, x0, y1, x1, put); err != nil {
+				return err
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // upscaleTile runs the network on the window [wy0,wy1) x [wx0,wx1) of lr
-// and copies the part of the result over the core [y0,y1) x [x0,x1) into
-// out.
-func (e *EDSR) upscaleTile(lr []float32, h, w, wy0, wx0, wy1, wx1, y0, x0, y1, x1 int, out []float32) error {
+// and hands the part of the result over the core [y0,y1) x [x0,x1) to put.
+func (e *EDSR) upscaleTile(lr []float32, h, w, wy0, wx0, wy1, wx1, y0, x0, y1, x1 int, put func(y0, x0, th, tw int, v []float32) error) error {
 	s := e.Cfg.Scale
 	th, tw := wy1-wy0, wx1-wx0
 	in := make([]float32, 3*th*tw)
@@ -125,14 +150,16 @@ func (e *EDSR) upscaleTile(lr []float32, h, w, wy0, wx0, wy1, wx1, y0, x0, y1, x
 		return err
 	}
 	v := Float32s(sr)
-	W, TW := w*s, tw*s
+	TW := tw * s
+	ch, cw := (y1-y0)*s, (x1-x0)*s
+	core := make([]float32, 3*ch*cw)
 	for c := 0; c < 3; c++ {
-		for y := y0 * s; y < y1*s; y++ {
-			ty := y - wy0*s
-			copy(out[(c*h*s+y)*W+x0*s:(c*h*s+y)*W+x1*s], v[(c*th*s+ty)*TW+(x0-wx0)*s:(c*th*s+ty)*TW+(x1-wx0)*s])
+		for y := 0; y < ch; y++ {
+			ty := y + (y0-wy0)*s
+			copy(core[(c*ch+y)*cw:(c*ch+y+1)*cw], v[(c*th*s+ty)*TW+(x0-wx0)*s:])
 		}
 	}
-	return nil
+	return put(y0*s, x0*s, ch, cw, core)
 }
 
 // Sampler runs a PDM's forward pass in inference mode (BatchNorm's running

@@ -19,9 +19,10 @@ import (
 // the trainer's --metrics-addr, or an S3 server's liveness URL.
 func cmdHealth(ctx context.Context, e *env, args []string) error {
 	fs, c := newFlags(e, "health", "health [--timeout D] [--wait D] [--ca FILE] [--quiet] URL...")
-	timeout := fs.Duration("timeout", 5*time.Second, "time limit of one request")
-	wait := fs.Duration("wait", 0, "keep trying until every URL answers 2xx or this much time has passed (0: one try)")
-	interval := fs.Duration("interval", time.Second, "pause between tries with --wait")
+	var timeout, wait, interval time.Duration
+	durationVar(fs, &timeout, "timeout", 5*time.Second, false, "time limit of one request")
+	durationVar(fs, &wait, "wait", 0, true, "keep trying until every URL answers 2xx or this much time has passed (0: one try)")
+	durationVar(fs, &interval, "interval", time.Second, false, "pause between tries with --wait")
 	caFile := fs.String("ca", "", "PEM file of a private CA for https:// URLs")
 	quiet := fs.Bool("quiet", false, "print nothing when healthy")
 	// The URLs follow the flags: parse the flags alone with the common
@@ -45,7 +46,7 @@ func cmdHealth(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("%w: %q is not an http:// or https:// URL", errUsage, u)
 		}
 	}
-	if *timeout <= 0 || *interval <= 0 || *wait < 0 {
+	if timeout <= 0 || interval <= 0 || wait < 0 {
 		return fmt.Errorf("%w: --timeout and --interval must be positive, --wait not negative", errUsage)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -61,10 +62,10 @@ func cmdHealth(ctx context.Context, e *env, args []string) error {
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	client := &http.Client{Transport: tr, Timeout: *timeout}
+	client := &http.Client{Transport: tr, Timeout: timeout}
 	defer tr.CloseIdleConnections()
 
-	deadline := time.Now().Add(*wait)
+	deadline := time.Now().Add(wait)
 	pending := urls
 	for {
 		var failed []string
@@ -82,7 +83,7 @@ func cmdHealth(ctx context.Context, e *env, args []string) error {
 		if len(failed) == 0 {
 			return nil
 		}
-		if *wait == 0 || !time.Now().Add(*interval).Before(deadline) {
+		if wait == 0 || !time.Now().Add(interval).Before(deadline) {
 			if len(failed) > 1 {
 				return fmt.Errorf("%d of %d URLs unhealthy, last: %w", len(failed), len(urls), lastErr)
 			}
@@ -91,7 +92,7 @@ func cmdHealth(ctx context.Context, e *env, args []string) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(*interval):
+		case <-time.After(interval):
 		}
 		pending = failed
 	}

@@ -19,7 +19,9 @@ func cmdDegrade(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.In, "in", "", "directory of HR images")
 	fs.StringVar(&o.Out, "out", "", "directory for the LR images and degradations.json")
 	seed := fs.Uint64("seed", 0, "random seed; the same seed, weights and images give the same output")
-	fs.IntVar(&o.PerImage, "per-image", 1, "degradations drawn per image")
+	countVar(fs, &o.PerImage, "per-image", 1, "degradations drawn per image")
+	optCountVar(fs, &o.Tile, "tile", 0, "degrade in tiles of this many LR pixels a side (default 128; the result does not depend on it, memory does)")
+	fs.BoolVar(&o.Replace, "replace", false, "if --out has files in it, replace it as a whole (without: only a missing or empty --out is used)")
 	fs.BoolVar(&o.Kernels, "kernels", false, "also write each degradation's blur kernel as a PNG")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
@@ -41,10 +43,11 @@ func cmdSR(ctx context.Context, e *env, args []string) error {
 	o := jobs.SROptions{Progress: e.stderr}
 	fs.StringVar(&o.Weights, "weights", "", "SR weights (sr.safetensors from a training run)")
 	fs.BoolVar(&o.Bicubic, "bicubic", false, "bicubic upsampling instead of a network")
-	fs.IntVar(&o.Scale, "scale", 4, "upsampling factor with --bicubic")
+	countVar(fs, &o.Scale, "scale", 4, "upsampling factor with --bicubic")
 	fs.StringVar(&o.In, "in", "", "directory of LR images")
 	fs.StringVar(&o.Out, "out", "", "directory for the SR images")
-	fs.IntVar(&o.Tile, "tile", 128, "process images larger than this many LR pixels per side in tiles (same result, bounded memory; 0: never)")
+	natVar(fs, &o.Tile, "tile", 128, "process images larger than this many LR pixels per side in tiles (same result, bounded memory; 0: never)")
+	fs.BoolVar(&o.Replace, "replace", false, "if --out has files in it, replace it as a whole (without: only a missing or empty --out is used)")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
@@ -62,7 +65,7 @@ func cmdEval(ctx context.Context, e *env, args []string) error {
 	fs, c := newFlags(e, "eval", "eval --sr DIR --gt DIR [--json] [--border N]")
 	sr := fs.String("sr", "", "directory of SR images")
 	gt := fs.String("gt", "", "directory of ground-truth HR images (same base names)")
-	border := fs.Int("border", 4, "pixels cropped from every side before measuring (the scale, as the PDM evaluation)")
+	border := nat(fs, "border", 4, "pixels cropped from every side before measuring (the scale, as the PDM evaluation)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
@@ -110,12 +113,12 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.Out, "out", "out/demo", "output directory (a finished stage is not redone)")
 	preset := fs.String("preset", "cpu-small", "built-in config")
 	config := fs.String("config", "", "YAML config file (overrides --preset)")
-	steps := fs.Int("steps", 0, "training steps of each run (overrides the config)")
+	steps := optCount(fs, "steps", 0, "training steps of each run (overrides the config; 0: the config's)")
 	fs.StringVar(&o.HR, "hr", "", "own data: HR images to degrade")
 	fs.StringVar(&o.LR, "lr", "", "own data: real LR images")
 	fs.StringVar(&o.ValHR, "val-hr", "", "own data: validation ground truth")
 	fs.StringVar(&o.ValLR, "val-lr", "", "own data: validation LR images (same base names as --val-hr)")
-	fs.IntVar(&o.Producers, "producers", 2, "producers in this process, feeding the trainer through the embedded JetStream server")
+	countVar(fs, &o.Producers, "producers", 2, "producers in this process, feeding the trainer through the embedded JetStream server")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address, e.g. :9090")
 	if err := parse(fs, c, e, args); err != nil {
 		return err

@@ -24,7 +24,7 @@ func cmdReplay(ctx context.Context, e *env, args []string) error {
 	config := fs.String("config", "", "the original run's config (its OUT/config.yaml): it holds the seed and the pool size the replay must share")
 	lr := fs.String("lr", "", "directory of real low-resolution images (the original run's --lr)")
 	out := fs.String("out", "", "output directory of the replay (it resumes from its own checkpoint)")
-	steps := fs.Int("steps", 0, "number of steps (default: the config's)")
+	steps := optCount(fs, "steps", 0, "number of steps (default: the config's)")
 	compare := fs.String("compare", "", "the original run's output directory: after the replay, compare losses and weights bit for bit (exit status 1 if they differ)")
 	if err := parse(fs, c, e, args); err != nil {
 		return err

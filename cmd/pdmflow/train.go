@@ -20,16 +20,16 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 	source := fs.String("source", "", "train on the pair stream of this NATS server (nats://host:port; same as --nats-url) instead of --hr")
 	run := fs.String("run", "", "with --source: run id the producers publish under")
 	storeURL := fs.String("store", "", "with --source: blob store for the PDM weights (file://DIR or s3://bucket/prefix)")
-	publishEvery := fs.Int("publish-every", 50, "with --source: steps between PDM weights publishes")
+	publishEvery := count(fs, "publish-every", 50, "with --source: steps between PDM weights publishes")
 	acceptLoss := fs.Bool("accept-loss", false, "with --source: go on when the stream's retention removed messages this trainer had not read (counted in pdmflow_trainer_lost_messages_total); without it the trainer stops and says how many")
 	hr := fs.String("hr", "", "directory of high-resolution images (the images to degrade)")
 	lr := fs.String("lr", "", "directory of real low-resolution images (the degradation to learn)")
 	out := fs.String("out", "", "output directory: weights, checkpoint, pictures, log; a run resumes from its checkpoint")
 	preset := fs.String("preset", "cpu-small", "built-in config: "+strings.Join(trainer.Presets(), ", "))
 	config := fs.String("config", "", "YAML config file (overrides --preset; may start from one with 'base: NAME')")
-	steps := fs.Int("steps", 0, "number of steps (overrides the config)")
+	steps := optCount(fs, "steps", 0, "number of steps (overrides the config; 0: the config's)")
 	degradation := fs.String("degradation", "", "what the SR network trains on: pdm (default) or bicubic (the baseline; --lr not needed)")
-	seed := fs.Int64("seed", -1, "random seed (overrides the config)")
+	seed := seed(fs, "random seed (overrides the config)")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
