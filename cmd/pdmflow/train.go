@@ -19,7 +19,7 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 	conn.addFlags(fs)
 	source := fs.String("source", "", "train on the pair stream of this NATS server (nats://host:port; same as --nats-url) instead of --hr")
 	run := fs.String("run", "", "with --source: run id the producers publish under")
-	storeURL := fs.String("store", "", "with --source: blob store for the PDM weights (file://DIR or s3://bucket/prefix)")
+	storeURL := fs.String("store", "", "with --source: blob store for the PDM weights (file://DIR or s3://bucket/prefix; a missing bucket is created)")
 	publishEvery := count(fs, "publish-every", 50, "with --source: steps between PDM weights publishes")
 	acceptLoss := fs.Bool("accept-loss", false, "with --source: go on when the stream's retention removed messages this trainer had not read (counted in pdmflow_trainer_lost_messages_total); without it the trainer stops and says how many")
 	hr := fs.String("hr", "", "directory of high-resolution images (the images to degrade)")
@@ -80,6 +80,18 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		defer closeConn()
+		// The weights store first: the trainer creates its bucket when it
+		// is missing (an S3 server started empty), before it reports
+		// healthy, so that producers started after it find the bucket.
+		var st *store.Bucket
+		if cfg.TrainsPDM() {
+			s3 := conn.s3
+			s3.CreateBucket = true
+			if st, err = store.Open(ctx, *storeURL, s3); err != nil {
+				return err
+			}
+			defer st.Close()
+		}
 		promReg := metrics.NewRegistry()
 		if _, err := metrics.Serve(ctx, conn.metricsAddr, promReg, e.log); err != nil {
 			return err
@@ -96,13 +108,6 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 		}
 		// The registry holds the run's contract (every run) and its
 		// weights pointer (pdm runs, whose weights go to the store).
-		var st *store.Bucket
-		if cfg.TrainsPDM() {
-			if st, err = store.Open(ctx, *storeURL, conn.s3); err != nil {
-				return err
-			}
-			defer st.Close()
-		}
 		if so.Registry, err = registry.OpenReplicas(ctx, js, st, *run, e.log, conn.stream.Replicas); err != nil {
 			return err
 		}
