@@ -247,7 +247,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, st State, log 
 	if err != nil {
 		return nil, fmt.Errorf("consumer: creating %s on %s: %w", cfg.Durable, cfg.Stream, err)
 	}
-	src := &jsSource{cons: cons, c: c}
+	src := &jsSource{cons: cons, c: c, js: js, cc: cc}
 	if err := src.checkStart(ctx, js, cfg, st.Position); err != nil {
 		return nil, err
 	}
@@ -300,14 +300,52 @@ func newConsumer(cfg Config, st State, log *slog.Logger, m *metrics.Trainer) (*C
 // consumer's, so a jump over sequences is messages the retention removed
 // before they were read; in a stream shared by runs a jump is a loss only
 // where the stream's first sequence has passed it.
+//
+// It also watches the consumer's delivery sequence: deliveries that never
+// arrived (sent into a connection that went away, as when the broker
+// restarts) would otherwise come again only after AckWait, behind the
+// messages after them, so the position would move past them. On such a
+// jump it makes the durable consumer anew, starting after the last
+// message it handled, so that messages always come in stream order.
 type jsSource struct {
-	cons   jetstream.Consumer
-	c      *Consumer
-	stream jetstream.Stream
-	perRun bool      // the stream holds exactly this consumer's subjects
-	last   uint64    // the last stream sequence delivered (or skipped over)
-	known  bool      // last is known (not a start by time)
-	probe  time.Time // last look at a shared stream's first sequence
+	cons     jetstream.Consumer
+	c        *Consumer
+	js       jetstream.JetStream
+	cc       jetstream.ConsumerConfig
+	stream   jetstream.Stream
+	perRun   bool      // the stream holds exactly this consumer's subjects
+	last     uint64    // the last stream sequence delivered (or skipped over)
+	known    bool      // last is known (not a start by time)
+	probe    time.Time // last look at a shared stream's first sequence
+	lastCons uint64    // the last delivery sequence of this consumer (0: none yet)
+}
+
+// errResync means that deliveries were lost on the way: the consumer is to
+// be made anew after the last message handled.
+var errResync = errors.New("consumer: deliveries lost in transit")
+
+// resync makes the durable consumer anew so that it delivers from the
+// message after the last one handled.
+func (s *jsSource) resync(ctx context.Context) error {
+	if !s.known {
+		return errors.New("consumer: deliveries were lost before the first one arrived, and the start was by time")
+	}
+	cc := s.cc
+	cc.DeliverPolicy, cc.OptStartSeq, cc.OptStartTime = jetstream.DeliverByStartSequencePolicy, s.last+1, nil
+	name := s.stream.CachedInfo().Config.Name
+	if err := s.js.DeleteConsumer(ctx, name, cc.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("consumer: making %s anew after lost deliveries: %w", cc.Durable, err)
+	}
+	cons, err := s.js.CreateConsumer(ctx, name, cc)
+	if err != nil {
+		return fmt.Errorf("consumer: making %s anew after lost deliveries: %w", cc.Durable, err)
+	}
+	s.c.log.Warn("deliveries were lost on the way (a reconnection?): consumer made anew after the last message taken", "durable", cc.Durable, "from_seq", s.last+1)
+	s.cons, s.lastCons = cons, 0
+	s.c.mu.Lock()
+	s.c.cons = cons
+	s.c.mu.Unlock()
+	return nil
 }
 
 // checkStart finds out what the stream is, and whether it still holds the
@@ -370,8 +408,8 @@ func (c *Consumer) lost(from, to uint64, exact bool, sc jetstream.StreamConfig) 
 		ErrLost, sc.Name, from, to, n, whose, limits, to+1)
 }
 
-func (s *jsSource) Fetch(ctx context.Context, max int, handle func(Message)) error {
-	batch, err := s.cons.Fetch(max, jetstream.FetchMaxWait(time.Second))
+func (s *jsSource) Fetch(ctx context.Context, n int, handle func(Message)) error {
+	batch, err := s.cons.Fetch(n, jetstream.FetchMaxWait(time.Second))
 	if err != nil {
 		return err
 	}
@@ -387,11 +425,20 @@ func (s *jsSource) Fetch(ctx context.Context, max int, handle func(Message)) err
 		m := Message{Subject: msg.Subject(), Header: h, Data: msg.Data(), Ack: msg.Ack, Term: msg.TermWithReason}
 		if meta, err := msg.Metadata(); err == nil {
 			m.Seq, m.Delivered, m.Pending = meta.Sequence.Stream, meta.NumDelivered, meta.NumPending
+			if cs := meta.Sequence.Consumer; cs > s.lastCons+1 {
+				lostErr = errResync
+				continue
+			} else {
+				s.lastCons = max(s.lastCons, cs)
+			}
 		}
 		if lostErr = s.gap(ctx, m.Seq); lostErr != nil {
 			continue
 		}
 		handle(m)
+	}
+	if errors.Is(lostErr, errResync) {
+		return s.resync(ctx)
 	}
 	if lostErr != nil {
 		return Permanent(lostErr)

@@ -485,3 +485,89 @@ func TestRetentionLossIsNotSilent(t *testing.T) {
 		t.Fatalf("a running consumer past removed messages: %v, want ErrLost", terr)
 	}
 }
+
+// TestConsumerResyncsAfterLostDeliveries: deliveries that never reach the
+// consumer (a fetch answered into a connection that went away, as when the
+// broker restarts) must not let it move past them. A fetch answered into
+// an inbox nobody reads stands in for the lost connection: the server
+// counts those messages delivered and pending; the consumer sees its
+// delivery sequence jump, starts again after the last message it took, and
+// takes every batch, in stream order, at once, not after AckWait.
+func TestConsumerResyncsAfterLostDeliveries(t *testing.T) {
+	b, js := testutil.JetStream(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := EnsureStream(ctx, js, StreamConfig{Run: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	const stream, subj = "PDMFLOW_PAIRS_r", "pdmflow.pairs.r.p0"
+	for s := uint64(0); s < 2; s++ {
+		publish(t, js, subj, encode(t, testBatch("p0", s, 2)))
+	}
+	cfg := Config{Stream: stream, Durable: "t", Subject: "pdmflow.pairs.r.*", PoolPairs: 2, Run: "r", Deterministic: true}
+	c, err := New(ctx, js, cfg, State{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.Run(ctx)
+	first, _, err := c.Take(ctx, 2, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Batch 1 is queued; the consumer waits for room. Batches 2 and 3 are
+	// delivered into the void.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := c.cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Delivered.Stream == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the consumer delivered up to %d, want 2", info.Delivered.Stream)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for s := uint64(2); s < 6; s++ {
+		publish(t, js, subj, encode(t, testBatch("p0", s, 2)))
+	}
+	nc, err := nats.Connect(b.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	void := nats.NewInbox()
+	sub, err := nc.SubscribeSync(void)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+stream+".t", void, []byte(`{"batch":2,"no_wait":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // received by a client that then goes away
+		if _, err := sub.NextMsg(10 * time.Second); err != nil {
+			t.Fatalf("the fetch into the void: %v", err)
+		}
+	}
+	nc.Close()
+	got := []uint64{first[0].Pair.BatchSeq}
+	for len(got) < 6 {
+		tctx, tcancel := context.WithTimeout(ctx, 20*time.Second)
+		es, _, err := c.Take(tctx, 2, rand.New(rand.NewPCG(1, 1)))
+		tcancel()
+		if err != nil {
+			t.Fatalf("after batches %v: %v (batches delivered into the void are taken only after AckWait, 2 min)", got, err)
+		}
+		got = append(got, es[0].Pair.BatchSeq)
+	}
+	for i, b := range got {
+		if b != uint64(i) {
+			t.Fatalf("batches taken %v, want 0..5 in order", got)
+		}
+	}
+	if st := c.Snapshot(); st.Position != 6 {
+		t.Errorf("position %d, want 6", st.Position)
+	}
+}
