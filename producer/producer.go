@@ -497,9 +497,12 @@ func (p *Producer) maybeReload(ctx context.Context) {
 		p.m.ReloadFailures.Inc()
 		p.log.Warn("cannot load new weights, keeping the last good ones", "version", p.wanted.Version,
 			"in_use", p.weights.Version, "retry_in", p.backoff, "err", err)
-		return
+		if !first || !p.loadEarlier(ctx, p.wanted) {
+			return
+		}
+	} else {
+		p.backoff = 0 // after a fallback the refused version keeps its backoff
 	}
-	p.backoff = 0
 	p.m.Reloads.Inc()
 	p.m.WeightsVersion.Set(float64(p.weights.Version))
 	p.m.ReloadSeconds.Observe(time.Since(t0).Seconds())
@@ -508,6 +511,30 @@ func (p *Producer) maybeReload(ctx context.Context) {
 		lvl = slog.LevelInfo
 	}
 	p.log.Log(ctx, lvl, "loaded weights", "version", p.weights.Version, "step", p.weights.Step, "sha256", p.weights.SHA256[:12], "seconds", time.Since(t0).Seconds())
+}
+
+// loadEarlier is for a producer without weights whose newest pointer names
+// weights it refuses: it loads the newest earlier version the pointer's
+// history holds that it accepts, so that it can produce (a trainer without
+// pairs would never publish better weights). It reports whether it did.
+func (p *Producer) loadEarlier(ctx context.Context, refused registry.Pointer) bool {
+	hist, err := p.reg.History(ctx)
+	if err != nil {
+		return false
+	}
+	for _, ptr := range hist {
+		if ptr.Version >= refused.Version {
+			continue
+		}
+		if err := p.load(ctx, ptr); err != nil {
+			p.log.Warn("cannot load earlier weights either", "version", ptr.Version, "err", err)
+			continue
+		}
+		p.log.Warn("starting with the newest earlier weights this producer accepts; the newer ones stay refused until the trainer publishes again",
+			"version", ptr.Version, "refused", refused.Version)
+		return true
+	}
+	return false
 }
 
 // load downloads, verifies and loads the weights ptr names. Their config

@@ -558,3 +558,38 @@ func (w *syncWriter) String() string {
 	defer w.mu.Unlock()
 	return w.buf.String()
 }
+
+// TestProducerStartsWithTheNewestGoodWeights: a producer that starts while
+// the pointer names weights it refuses (another config) takes the newest
+// good version the pointer's history holds, instead of waiting for the
+// trainer to publish again (which, without pairs, it never would).
+func TestProducerStartsWithTheNewestGoodWeights(t *testing.T) {
+	e := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := Config{Run: "run1", ID: "p0", Seed: 5, Stream: "PDMFLOW_PAIRS", Subject: "pdmflow.pairs",
+		Degradation: DegradePDM, PDM: testPDM(), HRSize: 16, BatchPairs: 2, LagBudget: 1 << 20, MaxBatches: 2, WeightsPoll: 50 * time.Millisecond}
+	publishContract(t, e.reg, cfg)
+	good, err := e.reg.Publish(ctx, pdmWeights(t, 1), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := *testPDM()
+	other.Noise.NF = 7
+	for i := 0; i < 3; i++ {
+		if _, err := e.reg.Publish(ctx, pdmWeightsOf(t, other, uint64(10+i)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := metrics.NewProducer(nil, "p0")
+	p, err := New(cfg, e.js, e.reg, testImages(t), nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(ctx); err != nil {
+		t.Fatalf("a producer started while the pointer names weights of another config: %v", err)
+	}
+	if v := lastBatch(t, e.js).Pairs[0].WeightsVersion; v != good.Version {
+		t.Fatalf("rows carry weights version %d, want %d (the newest of its config)", v, good.Version)
+	}
+}

@@ -126,6 +126,29 @@ func (r *Registry) Latest(ctx context.Context) (Pointer, uint64, error) {
 	return p, e.Revision(), nil
 }
 
+// History returns the run's pointers the bucket still holds (its last
+// eight), newest first, the latest included. Unreadable entries are
+// skipped.
+func (r *Registry) History(ctx context.Context) ([]Pointer, error) {
+	es, err := r.kv.History(ctx, r.Key())
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, ErrNoWeights
+	}
+	if err != nil {
+		return nil, fmt.Errorf("registry: history of %s: %w", r.Key(), err)
+	}
+	var ps []Pointer
+	for i := len(es) - 1; i >= 0; i-- {
+		if es[i].Operation() != jetstream.KeyValuePut {
+			continue
+		}
+		if p, err := decodePointer(es[i].Value()); err == nil {
+			ps = append(ps, p)
+		}
+	}
+	return ps, nil
+}
+
 func decodePointer(b []byte) (Pointer, error) {
 	var p Pointer
 	if err := json.Unmarshal(b, &p); err != nil {
