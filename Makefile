@@ -60,6 +60,14 @@ tools:
 		rm -f "$(GOPATH_BIN)/versitygw" && CGO_ENABLED=0 GOBIN="$(GOPATH_BIN)" $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION); \
 	fi
 
+# The fault soak (internal/soak): a trainer and producers on the loopback
+# interface for SOAK of random faults (malformed and foreign messages,
+# producers killed, the broker restarted, the store stopped, weights of
+# another config), then the accounting. SOAK_SEED replays a choice of faults.
+SOAK ?= 5m
+soak: tools
+	PDMFLOW_SOAK=$(SOAK) PDMFLOW_SOAK_SEED=$(SOAK_SEED) PATH="$(GOPATH_BIN):$$PATH" $(GO) test -count=1 -v -timeout 60m -run '^TestSoak$$' ./internal/soak/
+
 # Speed and memory live here, never in unit tests.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./kernels/
