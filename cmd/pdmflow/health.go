@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -43,7 +44,7 @@ func cmdHealth(ctx context.Context, e *env, args []string) error {
 	for _, u := range urls {
 		p, err := url.Parse(u)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			return fmt.Errorf("%w: %q is not an http:// or https:// URL", errUsage, u)
+			return fmt.Errorf("%w: %q is not an http:// or https:// URL", errUsage, redactedURL(u))
 		}
 	}
 	if timeout <= 0 || interval <= 0 || wait < 0 {
@@ -77,7 +78,7 @@ func cmdHealth(ctx context.Context, e *env, args []string) error {
 				continue
 			}
 			if !*quiet {
-				fmt.Fprintf(e.stdout, "ok %s %s\n", u, status)
+				fmt.Fprintf(e.stdout, "ok %s %s\n", redactedURL(u), status)
 			}
 		}
 		if len(failed) == 0 {
@@ -106,12 +107,27 @@ func probe(ctx context.Context, client *http.Client, u string) (string, error) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("unhealthy: %w", err)
+		// url.Error repeats the URL, user name (or token) included.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", fmt.Errorf("unhealthy: %s: %w", redactedURL(u), err)
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return "", fmt.Errorf("unhealthy: %s answered %s: %.200q", u, resp.Status, body)
+		return "", fmt.Errorf("unhealthy: %s answered %s: %.200q", redactedURL(u), resp.Status, body)
 	}
 	return resp.Status, nil
+}
+
+// redactedURL is u with any user name and password replaced by xxxxx.
+func redactedURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		return u
+	}
+	p.User = url.User("xxxxx")
+	return p.String()
 }

@@ -78,6 +78,9 @@ func TestNoSecretsInHelpOrErrors(t *testing.T) {
 		tc{nil, []string{"inspect", "--connect", connectFile}},
 		tc{nil, []string{"inspect", "--connect", connectOK}},
 		tc{nil, []string{"export", "--connect", connectOK, "--out", "s3://bucket/x"}},
+		// Health probes of URLs with credentials.
+		tc{nil, []string{"health", "http://u:urlPw9901@127.0.0.1:1/healthz"}},
+		tc{nil, []string{"health", "--wait", "1s", "--interval", "200ms", "http://u:urlPw9901@127.0.0.1:1/healthz", "https://urlTok9902@127.0.0.1:2/"}},
 		// The broker's secrets.
 		tc{[]string{"PDMFLOW_BROKER_PASSWORD", "PDMFLOW_BROKER_TOKEN"}, []string{"broker", "--dir", dir, "--user", "u"}},
 		tc{[]string{"PDMFLOW_BROKER_PASSWORD"}, []string{"broker", "--dir", dir}},
