@@ -385,7 +385,11 @@ func (s *jsSource) checkStart(ctx context.Context, js jetstream.JetStream, cfg C
 	if start >= first {
 		return nil
 	}
-	return s.c.lost(start, first-1, s.perRun, info.Config)
+	if err := s.c.lost(start, first-1, s.perRun, info.Config); err != nil {
+		return err
+	}
+	s.last = first - 1 // accepted: counted once
+	return nil
 }
 
 // lost reports that stream sequences from..to were removed unread: an

@@ -440,6 +440,9 @@ func TestRetentionLossIsNotSilent(t *testing.T) {
 	if _, _, err := c2.Take(ctx, 4, rand.New(rand.NewPCG(1, 1))); err != nil {
 		t.Fatal(err)
 	}
+	if v := promtest.ToFloat64(m.LostMessages); v != float64(lost) {
+		t.Errorf("lost messages %v after reading on, want %d (counted once)", v, lost)
+	}
 
 	// A running consumer: its queue holds a pool's worth, so it stops
 	// fetching while three more batches push the next one out.
