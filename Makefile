@@ -8,7 +8,7 @@ VERSITYGW_VERSION := v1.8.0
 GOPATH_BIN = $(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin
 
 .PHONY: run test bench lint build clean tools compose-up compose-down compose-local-bin compose-test \
-	gpu-ptx build-cuda vet-cuda gpu-check compose-gpu-bin
+	gpu-ptx build-cuda vet-cuda gpu-check compose-gpu-bin soak
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pdmflow
@@ -60,6 +60,14 @@ tools:
 		rm -f "$(GOPATH_BIN)/versitygw" && CGO_ENABLED=0 GOBIN="$(GOPATH_BIN)" $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION); \
 	fi
 
+# The fault soak (internal/soak): a trainer and producers on the loopback
+# interface for SOAK of random faults (malformed and foreign messages,
+# producers killed, the broker restarted, the store stopped, weights of
+# another config), then the accounting. SOAK_SEED replays a choice of faults.
+SOAK ?= 5m
+soak: tools
+	PDMFLOW_SOAK=$(SOAK) PDMFLOW_SOAK_SEED=$(SOAK_SEED) PATH="$(GOPATH_BIN):$$PATH" $(GO) test -count=1 -v -timeout 60m -run '^TestSoak$$' ./internal/soak/
+
 # Speed and memory live here, never in unit tests.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./kernels/
@@ -73,12 +81,13 @@ clean:
 	rm -rf bin out gpu/kernels.ptx
 
 # docker compose (docs/operations.md). `make compose-up` runs docker-compose.yml
-# with upstream images (nats, minio) and pdmflow built from source in a Go
-# image; LOCAL=1 builds every image FROM scratch from binaries built here
-# (docker-compose.local.yml: nothing is pulled); CLUSTER=1 runs a 3-node
-# JetStream cluster (docker-compose.cluster.yml); GPU=1 adds a producer per
-# GPU (docker-compose.gpu.yml, needs the NVIDIA container toolkit);
-# PRODUCERS=N CPU producers.
+# with pdmflow and MinIO built from source in a Go image and the official
+# nats image; LOCAL=1 builds every image FROM scratch from binaries built
+# here (docker-compose.local.yml: nothing is pulled); CLUSTER=1 runs a
+# 3-node JetStream cluster (docker-compose.cluster.yml); GPU=1 adds a
+# producer per GPU (docker-compose.gpu.yml, needs the NVIDIA container
+# toolkit); PRODUCERS=N CPU producers. The credentials are in .env (written
+# with random ones from .env.example when missing).
 COMPOSE   ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
 PRODUCERS ?= 2
 COMPOSE_FILES = -f docker-compose.yml $(if $(LOCAL),-f docker-compose.local.yml) \
@@ -86,7 +95,7 @@ COMPOSE_FILES = -f docker-compose.yml $(if $(LOCAL),-f docker-compose.local.yml)
 	$(if $(GPU),-f docker-compose.gpu.yml)
 COMPOSE_ENV = $(if $(CLUSTER),PDMFLOW_REPLICAS=$${PDMFLOW_REPLICAS:-3})
 
-compose-up: $(if $(LOCAL),compose-local-bin) $(if $(GPU),compose-gpu-bin)
+compose-up: .env $(if $(LOCAL),compose-local-bin) $(if $(GPU),compose-gpu-bin)
 	$(COMPOSE_ENV) $(COMPOSE) $(COMPOSE_FILES) up -d --build --scale producer=$(PRODUCERS)
 
 # Stops and removes the containers; the volumes (stream, weights, data,
@@ -94,8 +103,15 @@ compose-up: $(if $(LOCAL),compose-local-bin) $(if $(GPU),compose-gpu-bin)
 compose-down:
 	$(COMPOSE) $(COMPOSE_FILES) down --remove-orphans
 
+# .env: .env.example with random credentials, readable by its owner only.
+.env:
+	@umask 077; rnd() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }; \
+	sed -e "s/^PDMFLOW_NATS_PASSWORD=.*/PDMFLOW_NATS_PASSWORD=$$(rnd)/" \
+	    -e "s/^PDMFLOW_S3_SECRET_KEY=.*/PDMFLOW_S3_SECRET_KEY=$$(rnd)/" .env.example >.env.new && mv .env.new .env
+	@echo "wrote .env with random credentials (see .env.example)"
+
 # Static binaries and the root tree for the FROM-scratch images, in bin/docker.
-compose-local-bin: tools
+compose-local-bin:
 	GO="$(GO)" VERSION="$(VERSION)" deploy/compose/local-bin.sh
 
 # The GPU producer image's binary (pdmcuda) and libraries, in bin/docker-gpu

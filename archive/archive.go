@@ -54,6 +54,11 @@ type Message struct {
 	Producer string    `json:"producer,omitempty"`
 	BatchSeq uint64    `json:"batch_seq,omitempty"`
 	Pairs    int       `json:"pairs,omitempty"`
+	// Header holds the message's NATS headers Nats-Msg-Id,
+	// Pdmflow-Batch-Seq, Pdmflow-Pairs and Pdmflow-Weights-Version (those it
+	// had): a replay checks the rows against them as the trainer did. nil
+	// in archives written before headers were recorded.
+	Header map[string]string `json:"header,omitempty"`
 	// WeightsVersion and WeightsSHA256 are the first row's; the rows of one
 	// batch share them (a producer swaps weights between batches).
 	WeightsVersion uint64 `json:"weights_version,omitempty"`

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdmflow/pdmflow/schema"
@@ -195,7 +196,7 @@ func (e *exporter) stored() {
 
 // deliver records a message of the range and queues it on jobs.
 func (e *exporter) deliver(ctx context.Context, d Delivered, jobs chan<- job) error {
-	e.record(d.Seq, d.Time, d.Subject, d.Data)
+	e.record(d.Seq, d.Time, d.Subject, d.Header, d.Data)
 	e.mu.Lock()
 	e.total = len(e.m.Messages) + d.Left
 	e.mu.Unlock()
@@ -208,11 +209,18 @@ func (e *exporter) deliver(ctx context.Context, d Delivered, jobs chan<- job) er
 }
 
 // record adds a message to the manifest.
-func (e *exporter) record(seq uint64, t time.Time, subject string, data []byte) {
+func (e *exporter) record(seq uint64, t time.Time, subject string, hdr nats.Header, data []byte) {
 	sum := sha256.Sum256(data)
 	msg := Message{
 		Seq: seq, Time: t.UTC(), Subject: subject, Key: MessageKey(seq),
 		Bytes: len(data), SHA256: hex.EncodeToString(sum[:]),
+		Header: map[string]string{},
+	}
+	// The headers a trainer checks the rows against (not the filler).
+	for _, k := range []string{jetstream.MsgIDHeader, schema.HeaderBatchSeq, schema.HeaderPairs, schema.HeaderWeights} {
+		if v := hdr.Get(k); v != "" {
+			msg.Header[k] = v
+		}
 	}
 	e.m.Bytes += int64(len(data))
 	b, err := schema.Decode(data, schema.DecodeOptions{})

@@ -29,6 +29,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,9 +54,19 @@ type Config struct {
 	MaxDeliver    int
 	MaxAckPending int // default 64
 	PoolPairs     int // shuffle pool capacity in pairs (default 512)
-	// Header, when set, is what every batch must match (shapes, scale,
-	// degradation); otherwise the first batch sets it.
+	// Header is what every batch must match (shapes, scale, kernel size,
+	// degradation; any Device): the run's contract, from the trainer's
+	// config. When nil the first batch sets it, which lets one foreign
+	// batch decide what the stream is: trainers always set it.
 	Header *schema.Header
+	// Run, when set, binds every message to the run: its subject's run
+	// token and every row's run_id must be Run. Whether set or not, every
+	// row's producer_id must be the subject's last token, every row's
+	// batch_seq the message's Pdmflow-Batch-Seq header (when the source
+	// has headers) and its index the row's position: a message that
+	// claims another producer's batch is refused, not deduplicated against
+	// the real one.
+	Run string
 	// MaxMessageBytes is the largest message accepted (default 8 MiB).
 	MaxMessageBytes int
 	// Deterministic makes Take fill the pool to PoolPairs before drawing
@@ -69,11 +81,20 @@ type Config struct {
 	// position takes precedence.
 	StartSeq  uint64
 	StartTime time.Time
+	// AcceptLoss lets the consumer go on when the stream's retention has
+	// removed messages it had not read (they are counted and logged);
+	// without it New and Take return an error wrapping ErrLost that says
+	// how many, and why.
+	AcceptLoss bool
 }
 
 // ErrExhausted is returned by Take when the source has ended and the pool
 // holds fewer pairs than asked for.
 var ErrExhausted = errors.New("consumer: the source is exhausted")
+
+// ErrLost is wrapped by the error of a consumer that finds messages it had
+// not read removed from the stream (its retention limits pushed them out).
+var ErrLost = errors.New("consumer: unread messages were removed from the stream")
 
 // Permanent marks a Source error that retrying cannot fix (a corrupt
 // archive): Run stops and Take returns it.
@@ -86,8 +107,12 @@ func (e permanentError) Unwrap() error { return e.err }
 
 // Message is one stream message as a Source delivers it.
 type Message struct {
-	Seq       uint64 // stream sequence
-	Subject   string
+	Seq     uint64 // stream sequence
+	Subject string
+	// Header holds the message's NATS headers; nil when the source does not
+	// keep them (an archive written before they were recorded), and then
+	// the batch sequence header is not checked.
+	Header    nats.Header
 	Data      []byte
 	Delivered uint64 // deliveries so far, 1 the first time (0: unknown)
 	Pending   uint64 // messages after it not yet delivered
@@ -222,8 +247,12 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, st State, log 
 	if err != nil {
 		return nil, fmt.Errorf("consumer: creating %s on %s: %w", cfg.Durable, cfg.Stream, err)
 	}
+	src := &jsSource{cons: cons, c: c, js: js, cc: cc}
+	if err := src.checkStart(ctx, js, cfg, st.Position); err != nil {
+		return nil, err
+	}
 	c.cons = cons
-	c.src = &jsSource{cons: cons}
+	c.src = src
 	return c, nil
 }
 
@@ -266,25 +295,194 @@ func newConsumer(cfg Config, st State, log *slog.Logger, m *metrics.Trainer) (*C
 	return c, nil
 }
 
-// jsSource is the durable JetStream consumer as a Source.
-type jsSource struct{ cons jetstream.Consumer }
+// jsSource is the durable JetStream consumer as a Source. It watches the
+// stream sequences it delivers: in a run's own stream every message is the
+// consumer's, so a jump over sequences is messages the retention removed
+// before they were read; in a stream shared by runs a jump is a loss only
+// where the stream's first sequence has passed it.
+//
+// It also watches the consumer's delivery sequence: deliveries that never
+// arrived (sent into a connection that went away, as when the broker
+// restarts) would otherwise come again only after AckWait, behind the
+// messages after them, so the position would move past them. On such a
+// jump it makes the durable consumer anew, starting after the last
+// message it handled, so that messages always come in stream order.
+type jsSource struct {
+	cons     jetstream.Consumer
+	c        *Consumer
+	js       jetstream.JetStream
+	cc       jetstream.ConsumerConfig
+	stream   jetstream.Stream
+	perRun   bool      // the stream holds exactly this consumer's subjects
+	last     uint64    // the last stream sequence delivered (or skipped over)
+	known    bool      // last is known (not a start by time)
+	probe    time.Time // last look at a shared stream's first sequence
+	lastCons uint64    // the last delivery sequence of this consumer (0: none yet)
+}
 
-func (s *jsSource) Fetch(ctx context.Context, max int, handle func(Message)) error {
-	batch, err := s.cons.Fetch(max, jetstream.FetchMaxWait(time.Second))
+// errResync means that deliveries were lost on the way: the consumer is to
+// be made anew after the last message handled.
+var errResync = errors.New("consumer: deliveries lost in transit")
+
+// resync makes the durable consumer anew so that it delivers from the
+// message after the last one handled.
+func (s *jsSource) resync(ctx context.Context) error {
+	if !s.known {
+		return errors.New("consumer: deliveries were lost before the first one arrived, and the start was by time")
+	}
+	cc := s.cc
+	cc.DeliverPolicy, cc.OptStartSeq, cc.OptStartTime = jetstream.DeliverByStartSequencePolicy, s.last+1, nil
+	name := s.stream.CachedInfo().Config.Name
+	if err := s.js.DeleteConsumer(ctx, name, cc.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("consumer: making %s anew after lost deliveries: %w", cc.Durable, err)
+	}
+	cons, err := s.js.CreateConsumer(ctx, name, cc)
+	if err != nil {
+		return fmt.Errorf("consumer: making %s anew after lost deliveries: %w", cc.Durable, err)
+	}
+	s.c.log.Warn("deliveries were lost on the way (a reconnection?): consumer made anew after the last message taken", "durable", cc.Durable, "from_seq", s.last+1)
+	s.cons, s.lastCons = cons, 0
+	s.c.mu.Lock()
+	s.c.cons = cons
+	s.c.mu.Unlock()
+	return nil
+}
+
+// checkStart finds out what the stream is, and whether it still holds the
+// first message this consumer is to read: a position (or start sequence)
+// that the retention has passed is an error wrapping ErrLost, or with
+// AcceptLoss a warning and a count.
+func (s *jsSource) checkStart(ctx context.Context, js jetstream.JetStream, cfg Config, position uint64) error {
+	st, err := js.Stream(ctx, cfg.Stream)
+	if err != nil {
+		return fmt.Errorf("consumer: stream %s: %w", cfg.Stream, err)
+	}
+	s.stream = st
+	info := st.CachedInfo()
+	subj := info.Config.Subjects
+	s.perRun = len(subj) == 1 && subj[0] == cfg.Subject
+	first := info.State.FirstSeq
+	if info.State.Msgs == 0 {
+		first = info.State.LastSeq + 1
+	}
+	var start uint64
+	switch {
+	case position > 0:
+		start = position + 1
+	case cfg.StartSeq > 0:
+		start = cfg.StartSeq
+	case !cfg.StartTime.IsZero():
+		return nil // a start by time: whatever is there from then on
+	case s.perRun:
+		start = 1 // a run's own stream: its every message
+	default:
+		// A stream of every run, read from its start: what went before is
+		// other runs' as much as this one's; only later removals count.
+		s.last, s.known = first-1, true
+		return nil
+	}
+	s.last, s.known = start-1, true
+	if start >= first {
+		return nil
+	}
+	if err := s.c.lost(start, first-1, s.perRun, info.Config); err != nil {
+		return err
+	}
+	s.last = first - 1 // accepted: counted once
+	return nil
+}
+
+// lost reports that stream sequences from..to were removed unread: an
+// error wrapping ErrLost, or (AcceptLoss) a count and a warning.
+func (c *Consumer) lost(from, to uint64, exact bool, sc jetstream.StreamConfig) error {
+	n := to - from + 1
+	whose := "messages of this run"
+	if !exact {
+		whose = "messages of every run in this shared stream, up to all of them this run's"
+	}
+	limits := fmt.Sprintf("max_bytes %d, max_msgs %d, max_age %s", sc.MaxBytes, sc.MaxMsgs, sc.MaxAge)
+	if c.cfg.AcceptLoss {
+		c.m.LostMessages.Add(float64(n))
+		c.log.Warn("unread messages were removed from the stream by its retention; going on without them (--accept-loss)",
+			"stream", sc.Name, "from_seq", from, "to_seq", to, "messages", n, "whose", whose, "limits", limits)
+		return nil
+	}
+	return fmt.Errorf("%w: stream %s no longer holds sequences %d..%d (%d messages: %s) that this consumer had not read: its retention (%s) removed them, so their pairs are lost; "+
+		"restart with --accept-loss to go on from sequence %d, and give the run room (--stream-max-bytes, or a faster trainer)",
+		ErrLost, sc.Name, from, to, n, whose, limits, to+1)
+}
+
+func (s *jsSource) Fetch(ctx context.Context, n int, handle func(Message)) error {
+	batch, err := s.cons.Fetch(n, jetstream.FetchMaxWait(time.Second))
 	if err != nil {
 		return err
 	}
+	var lostErr error
 	for msg := range batch.Messages() {
-		m := Message{Subject: msg.Subject(), Data: msg.Data(), Ack: msg.Ack, Term: msg.TermWithReason}
+		if lostErr != nil {
+			continue // not handled: delivered again after a restart
+		}
+		h := msg.Headers()
+		if h == nil {
+			h = nats.Header{} // JetStream keeps headers: none is none
+		}
+		m := Message{Subject: msg.Subject(), Header: h, Data: msg.Data(), Ack: msg.Ack, Term: msg.TermWithReason}
 		if meta, err := msg.Metadata(); err == nil {
 			m.Seq, m.Delivered, m.Pending = meta.Sequence.Stream, meta.NumDelivered, meta.NumPending
+			if cs := meta.Sequence.Consumer; cs > s.lastCons+1 {
+				lostErr = errResync
+				continue
+			} else {
+				s.lastCons = max(s.lastCons, cs)
+			}
+		}
+		if lostErr = s.gap(ctx, m.Seq); lostErr != nil {
+			continue
 		}
 		handle(m)
+	}
+	if errors.Is(lostErr, errResync) {
+		return s.resync(ctx)
+	}
+	if lostErr != nil {
+		return Permanent(lostErr)
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
 		return err
 	}
 	return nil
+}
+
+// gap checks the stream sequence of the next message delivered against
+// the last one.
+func (s *jsSource) gap(ctx context.Context, seq uint64) error {
+	if seq == 0 {
+		return nil
+	}
+	if !s.known {
+		s.last, s.known = seq, true
+		return nil
+	}
+	if seq <= s.last+1 {
+		s.last = max(s.last, seq)
+		return nil
+	}
+	from, to := s.last+1, seq-1
+	s.last = seq
+	if s.perRun {
+		return s.c.lost(from, to, true, s.stream.CachedInfo().Config)
+	}
+	// A shared stream: other runs' messages make gaps. Look at its first
+	// sequence, at most once a second.
+	if time.Since(s.probe) < time.Second {
+		return nil
+	}
+	s.probe = time.Now()
+	info, err := s.stream.Info(ctx)
+	if err != nil || info.State.FirstSeq <= from {
+		return nil
+	}
+	return s.c.lost(from, min(to, info.State.FirstSeq-1), false, info.Config)
 }
 
 // Run fetches into the read-ahead queue until ctx ends or the source is
@@ -371,7 +569,7 @@ func (c *Consumer) handle(msg Message) {
 	c.m.ConsumerLag.Set(float64(msg.Pending))
 	b, err := schema.Decode(msg.Data, schema.DecodeOptions{MaxMessageBytes: c.cfg.MaxMessageBytes})
 	if err == nil {
-		err = c.check(b)
+		err = c.check(b, msg)
 	}
 	if err != nil {
 		c.m.BadMessages.Inc()
@@ -453,8 +651,9 @@ func truncate(s string, n int) string {
 }
 
 // check validates what Decode cannot know: the batch matches the stream's
-// header and its rows are the batch they claim to be.
-func (c *Consumer) check(b *schema.Batch) error {
+// header, it belongs to the run, and its rows are the batch its subject
+// and headers say it is (see Config.Run).
+func (c *Consumer) check(b *schema.Batch, msg Message) error {
 	if len(b.Pairs) == 0 {
 		return errors.New("consumer: empty batch")
 	}
@@ -462,16 +661,55 @@ func (c *Consumer) check(b *schema.Batch) error {
 	h := c.header
 	c.mu.Unlock()
 	if h != nil && !h.SameStream(b.Header) {
-		return fmt.Errorf("consumer: batch header %+v differs from the stream's %+v", b.Header, *h)
+		return fmt.Errorf("consumer: batch header %s differs from the run's contract %s", describeHeader(b.Header), describeHeader(*h))
+	}
+	// The subject is PREFIX.RUN.PRODUCER.
+	producer, run := "", ""
+	if i := strings.LastIndexByte(msg.Subject, '.'); i >= 0 {
+		producer = msg.Subject[i+1:]
+		if j := strings.LastIndexByte(msg.Subject[:i], '.'); j >= 0 {
+			run = msg.Subject[j+1 : i]
+		}
+	}
+	if producer == "" || run == "" {
+		return fmt.Errorf("consumer: subject %q is not PREFIX.RUN.PRODUCER", msg.Subject)
+	}
+	if c.cfg.Run != "" && run != c.cfg.Run {
+		return fmt.Errorf("consumer: subject %q is not of run %s", msg.Subject, c.cfg.Run)
 	}
 	f := b.Pairs[0]
+	if msg.Header != nil {
+		hs := msg.Header.Get(schema.HeaderBatchSeq)
+		seq, err := strconv.ParseUint(hs, 10, 64)
+		if err != nil {
+			return fmt.Errorf("consumer: header %s is %q, want the batch sequence", schema.HeaderBatchSeq, truncate(hs, 24))
+		}
+		if f.BatchSeq != seq {
+			return fmt.Errorf("consumer: row 0 is of batch %d, the message's %s header says %d", f.BatchSeq, schema.HeaderBatchSeq, seq)
+		}
+	}
 	for i, p := range b.Pairs {
-		want := fmt.Sprintf("%s/%s/%d/%d", f.RunID, f.ProducerID, f.BatchSeq, i)
-		if p.RunID != f.RunID || p.ProducerID != f.ProducerID || p.BatchSeq != f.BatchSeq || p.Index != uint32(i) || p.SampleID != want {
-			return fmt.Errorf("consumer: row %d is sample %q, want %q", i, p.SampleID, want)
+		switch {
+		case p.RunID != run:
+			return fmt.Errorf("consumer: row %d (sample %s) is of run %q, the subject %s of run %q", i, p.SampleID, p.RunID, msg.Subject, run)
+		case p.ProducerID != producer:
+			return fmt.Errorf("consumer: row %d (sample %s) claims producer %q on the subject %s of producer %q", i, p.SampleID, p.ProducerID, msg.Subject, producer)
+		case p.BatchSeq != f.BatchSeq:
+			return fmt.Errorf("consumer: row %d (sample %s) is of batch %d, row 0 of batch %d", i, p.SampleID, p.BatchSeq, f.BatchSeq)
+		case p.Index != uint32(i):
+			return fmt.Errorf("consumer: row %d is sample %s, index %d", i, p.SampleID, p.Index)
 		}
 	}
 	return nil
+}
+
+// describeHeader is a header in a message: "pdm x4 HR 64x64 LR 16x16 kernel 21".
+func describeHeader(h schema.Header) string {
+	s := fmt.Sprintf("%q x%d HR %dx%d LR %dx%d kernel %d", h.Degradation, h.Scale, h.HRH, h.HRW, h.LRH, h.LRW, h.KernelSize)
+	if h.Device != "" {
+		s += " device " + h.Device
+	}
+	return s
 }
 
 func (c *Consumer) seenSet(producer string) *seqSet {

@@ -46,16 +46,16 @@ func (s *listSource) Fetch(ctx context.Context, max int, handle func(Message)) e
 func recorded(t *testing.T) []Message {
 	var msgs []Message
 	seq := uint64(0)
-	add := func(data []byte) {
+	add := func(producer string, data []byte) {
 		seq++
-		msgs = append(msgs, Message{Seq: seq, Subject: "pdmflow.pairs.r.p", Data: data})
+		msgs = append(msgs, Message{Seq: seq, Subject: "pdmflow.pairs.r." + producer, Data: data})
 	}
 	for i := uint64(0); i < 20; i++ {
-		add(encode(t, testBatch("p0", i, 3)))
-		add(encode(t, testBatch("p1", i, 3)))
+		add("p0", encode(t, testBatch("p0", i, 3)))
+		add("p1", encode(t, testBatch("p1", i, 3)))
 		if i == 7 {
-			add(encode(t, testBatch("p0", 3, 3))) // a duplicate
-			add([]byte("not arrow"))              // refused
+			add("p0", encode(t, testBatch("p0", 3, 3))) // a duplicate
+			add("p0", []byte("not arrow"))              // refused
 		}
 	}
 	return msgs

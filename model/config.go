@@ -1,8 +1,13 @@
 package model
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"sort"
 	"strings"
 )
 
@@ -114,19 +119,103 @@ type SRConfig struct {
 
 func odd(n int) bool { return n%2 == 1 }
 
+// Bounds on every dimension of a network config, far above the presets
+// (features 64-256, blocks 4-32, kernels 21x21). A weights file carries its
+// config, so these are checked before anything is allocated: a small file
+// whose config asks for 20000 features is refused, not built.
+const (
+	MaxScale      = 8       // PDM scale
+	MaxKernelSize = 63      // kernel side (odd)
+	MaxLatent     = 1024    // channels of z_k and z_n
+	MaxFeatures   = 1024    // features of any layer (nf)
+	MaxBlocks     = 256     // residual blocks
+	MaxDiscOut    = 1024    // discriminator output channels
+	MaxParams     = 1 << 27 // parameters of one network (512 MiB of float32)
+)
+
+// checkDim appends an error when v is outside [lo, hi].
+func checkDim(errs *[]error, name string, v, lo, hi int) {
+	if v < lo || v > hi {
+		*errs = append(*errs, fmt.Errorf("%s %d outside %d..%d", name, v, lo, hi))
+	}
+}
+
+// convParams is the parameter count of a k x k convolution in -> out with
+// a bias.
+func convParams(in, out, k int) int { return out*in*k*k + out }
+
+// bnResBlockParams is the parameter count of a bnResBlock (two convs and
+// a BatchNorm with its running statistics).
+func bnResBlockParams(nf, k int) int { return 2*convParams(nf, nf, k) + 4*nf }
+
+// KernelParams is the number of parameters (learnable weights and
+// BatchNorm statistics) of the kernel network c describes, computed
+// without building it. c's dimensions must be within the bounds Validate
+// checks (no overflow then).
+func (c PDMConfig) KernelParams() int {
+	k := c.Kernel
+	kc := 1
+	if k.Spatial {
+		kc = k.Conv
+	}
+	taps := k.Size * k.Size
+	in := k.NC
+	if k.Mix {
+		in += 3 // the HR image on the LR grid
+	}
+	return convParams(in, k.NF, kc) + 4*k.NF + k.NB*bnResBlockParams(k.NF, kc) + taps*k.NF + taps
+}
+
+// NoiseParams is the same for the noise network (0 when the noise is off).
+func (c PDMConfig) NoiseParams() int {
+	n := c.Noise
+	in := n.NC
+	switch n.Mode {
+	case NoiseOff:
+		return 0
+	case NoiseMixed:
+		in = 3 + n.NC
+	case NoiseContentOnly:
+		in = 3
+	}
+	return convParams(in, n.NF, n.Conv) + 4*n.NF + n.NB*bnResBlockParams(n.NF, n.Conv) + 3*n.NF + 3
+}
+
+// ParamCount is the number of parameters of the PDM c describes (both
+// networks): what NewPDM allocates and a weights file must hold.
+func (c PDMConfig) ParamCount() int { return c.KernelParams() + c.NoiseParams() }
+
+// ParamCount is the number of parameters of the SR network c describes,
+// computed without building it (0 for an unknown architecture). c's
+// dimensions must be within the bounds Validate checks.
+func (c SRConfig) ParamCount() int {
+	a, ok := srArchs[c.Arch]
+	if !ok {
+		return 0
+	}
+	return a.params(c)
+}
+
+// ParamCount is the number of parameters of the discriminator c describes.
+func (c DiscConfig) ParamCount() int {
+	nf, in4 := c.NF, 8*c.NF
+	if c.BatchStd {
+		in4++
+	}
+	return convParams(3*c.pack(), nf, 3) + convParams(nf, 2*nf, 3) + convParams(2*nf, 4*nf, 3) + convParams(4*nf, 8*nf, 3) + convParams(in4, c.Out, 3)
+}
+
 // Validate reports the first setting that cannot work.
 func (c PDMConfig) Validate() error {
 	var errs []error
-	if c.Scale < 1 || c.Scale > 8 {
-		errs = append(errs, fmt.Errorf("scale %d outside 1..8", c.Scale))
-	}
+	checkDim(&errs, "scale", c.Scale, 1, MaxScale)
 	k := c.Kernel
-	if k.Size < 1 || !odd(k.Size) {
-		errs = append(errs, fmt.Errorf("kernel.size %d is not a positive odd number", k.Size))
+	if k.Size < 1 || !odd(k.Size) || k.Size > MaxKernelSize {
+		errs = append(errs, fmt.Errorf("kernel.size %d is not an odd number in 1..%d", k.Size, MaxKernelSize))
 	}
-	if k.NC < 1 || k.NF < 1 || k.NB < 0 {
-		errs = append(errs, fmt.Errorf("kernel nc/nf/nb %d/%d/%d", k.NC, k.NF, k.NB))
-	}
+	checkDim(&errs, "kernel.nc", k.NC, 1, MaxLatent)
+	checkDim(&errs, "kernel.nf", k.NF, 1, MaxFeatures)
+	checkDim(&errs, "kernel.nb", k.NB, 0, MaxBlocks)
 	if k.Spatial && k.Conv != 1 && k.Conv != 3 {
 		errs = append(errs, fmt.Errorf("kernel.conv %d: 1 or 3", k.Conv))
 	}
@@ -136,8 +225,8 @@ func (c PDMConfig) Validate() error {
 	switch k.Init {
 	case "box":
 	case "gaussian":
-		if k.InitSigma <= 0 {
-			errs = append(errs, fmt.Errorf("kernel.init_sigma %g must be positive for a gaussian init", k.InitSigma))
+		if !(k.InitSigma > 0) || math.IsInf(k.InitSigma, 0) {
+			errs = append(errs, fmt.Errorf("kernel.init_sigma %g must be positive and finite for a gaussian init", k.InitSigma))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("kernel.init %q: box or gaussian", k.Init))
@@ -146,14 +235,26 @@ func (c PDMConfig) Validate() error {
 	switch n.Mode {
 	case NoiseOff:
 	case NoiseMixed, NoiseZOnly, NoiseContentOnly:
-		if n.NF < 1 || n.NB < 0 || (n.Mode != NoiseContentOnly && n.NC < 1) {
-			errs = append(errs, fmt.Errorf("noise nc/nf/nb %d/%d/%d", n.NC, n.NF, n.NB))
+		if n.Mode != NoiseContentOnly {
+			checkDim(&errs, "noise.nc", n.NC, 1, MaxLatent)
+		} else {
+			checkDim(&errs, "noise.nc", n.NC, 0, MaxLatent)
 		}
+		checkDim(&errs, "noise.nf", n.NF, 1, MaxFeatures)
+		checkDim(&errs, "noise.nb", n.NB, 0, MaxBlocks)
 		if n.Conv != 1 && n.Conv != 3 {
 			errs = append(errs, fmt.Errorf("noise.conv %d: 1 or 3", n.Conv))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("noise.mode %q: mixed, z-only, content-only or off", n.Mode))
+	}
+	if len(errs) == 0 {
+		if n := c.KernelParams(); n > MaxParams {
+			errs = append(errs, fmt.Errorf("the kernel network has %d parameters, limit %d", n, MaxParams))
+		}
+		if n := c.NoiseParams(); n > MaxParams {
+			errs = append(errs, fmt.Errorf("the noise network has %d parameters, limit %d", n, MaxParams))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("model: pdm config: %w", err)
@@ -163,8 +264,11 @@ func (c PDMConfig) Validate() error {
 
 // Validate reports the first setting that cannot work.
 func (c DiscConfig) Validate() error {
-	if c.NF < 1 || c.Out < 1 || (c.Stride != 1 && c.Stride != 2) || c.Pack < 0 || c.Pack > 8 {
-		return fmt.Errorf("model: discriminator config nf %d out %d stride %d pack %d", c.NF, c.Out, c.Stride, c.Pack)
+	if c.NF < 1 || c.NF > MaxFeatures || c.Out < 1 || c.Out > MaxDiscOut || (c.Stride != 1 && c.Stride != 2) || c.Pack < 0 || c.Pack > 8 {
+		return fmt.Errorf("model: discriminator config nf %d (1..%d) out %d (1..%d) stride %d (1 or 2) pack %d (0..8)", c.NF, MaxFeatures, c.Out, MaxDiscOut, c.Stride, c.Pack)
+	}
+	if n := c.ParamCount(); n > MaxParams {
+		return fmt.Errorf("model: discriminator config: %d parameters, limit %d", n, MaxParams)
 	}
 	return nil
 }
@@ -176,17 +280,80 @@ func (c SRConfig) Validate() error {
 	if !ok {
 		errs = append(errs, fmt.Errorf("arch %q: %s", c.Arch, strings.Join(SRArchs(), " or ")))
 	}
-	if c.Scale < 1 {
-		errs = append(errs, fmt.Errorf("scale %d must be positive", c.Scale))
-	}
-	if c.NF < 1 || c.NB < 0 {
-		errs = append(errs, fmt.Errorf("nf/nb %d/%d", c.NF, c.NB))
+	checkDim(&errs, "scale", c.Scale, 1, MaxScale)
+	checkDim(&errs, "nf", c.NF, 1, MaxFeatures)
+	checkDim(&errs, "nb", c.NB, 0, MaxBlocks)
+	checkDim(&errs, "gc", c.GC, 0, MaxFeatures)
+	if math.IsInf(c.ResScale, 0) || math.IsNaN(c.ResScale) || math.IsInf(c.RGBRange, 0) || math.IsNaN(c.RGBRange) {
+		errs = append(errs, fmt.Errorf("res_scale %g and rgb_range %g must be finite", c.ResScale, c.RGBRange))
 	}
 	if ok && c.Scale >= 1 {
 		errs = append(errs, a.validate(c)...)
+	}
+	if len(errs) == 0 {
+		if n := c.ParamCount(); n > MaxParams {
+			errs = append(errs, fmt.Errorf("%d parameters, limit %d", n, MaxParams))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("model: sr config: %w", err)
 	}
 	return nil
+}
+
+// SHA256 is the hex SHA-256 of the config's JSON (encoding/json, fields in
+// declaration order): the PDM config hash of a run's contract
+// (registry.Contract.PDMConfig).
+func (c PDMConfig) SHA256() string {
+	b, _ := json.Marshal(c)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Diff lists the settings in which c and o differ, each as "kernel.nf 20000
+// (what) vs 64 (owhat)", in a fixed order; nil when they are equal.
+func (c PDMConfig) Diff(what string, o PDMConfig, owhat string) []string {
+	a, b := flatJSON(c), flatJSON(o)
+	var keys []string
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var d []string
+	for _, k := range keys {
+		if a[k] != b[k] {
+			d = append(d, fmt.Sprintf("%s %s (%s) vs %s (%s)", k, a[k], what, b[k], owhat))
+		}
+	}
+	return d
+}
+
+// flatJSON maps a value's JSON onto dotted paths ("kernel.nf") and the JSON
+// of their leaves.
+func flatJSON(v any) map[string]string {
+	b, _ := json.Marshal(v)
+	var tree any
+	_ = json.Unmarshal(b, &tree)
+	out := map[string]string{}
+	var walk func(prefix string, t any)
+	walk = func(prefix string, t any) {
+		if m, ok := t.(map[string]any); ok {
+			for k, x := range m {
+				if prefix != "" {
+					k = prefix + "." + k
+				}
+				walk(k, x)
+			}
+			return
+		}
+		leaf, _ := json.Marshal(t)
+		out[prefix] = string(leaf)
+	}
+	walk("", tree)
+	return out
 }

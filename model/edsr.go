@@ -27,7 +27,7 @@ type edsr struct {
 }
 
 func init() {
-	registerSR("edsr", srArch{validate: validateEDSR, build: newEDSR})
+	registerSR("edsr", srArch{validate: validateEDSR, build: newEDSR, params: edsrParams})
 }
 
 func validateEDSR(c SRConfig) []error {
@@ -71,6 +71,19 @@ func newEDSR(m *Module, cfg SRConfig, seed uint64) srNet {
 	}
 	e.tail = m.newConv(r, "tail", nf, 3, 3, 1, true)
 	return e
+}
+
+// edsrParams is the parameter count newEDSR makes.
+func edsrParams(c SRConfig) int {
+	nf := c.NF
+	n := convParams(3, nf, 3) + c.NB*2*convParams(nf, nf, 3) + convParams(nf, nf, 3)
+	if c.Upsampler == "light" {
+		return n + convParams(nf, 3*c.Scale*c.Scale, 3)
+	}
+	for _, f := range upFactors(c.Scale) {
+		n += convParams(nf, f*f*nf, 3)
+	}
+	return n + convParams(nf, 3, 3)
 }
 
 // upFactors splits the scale into pixel-shuffle steps: x4 is two x2.

@@ -32,7 +32,7 @@ type rrdb struct {
 }
 
 func init() {
-	registerSR("rrdb", srArch{validate: validateRRDB, build: newRRDB, multiple: rrdbMultiple})
+	registerSR("rrdb", srArch{validate: validateRRDB, build: newRRDB, multiple: rrdbMultiple, params: rrdbParams})
 }
 
 func validateRRDB(c SRConfig) []error {
@@ -57,6 +57,22 @@ func validateRRDB(c SRConfig) []error {
 
 // rrdbMultiple: at x2 the input is pixel-unshuffled by 2.
 func rrdbMultiple(c SRConfig) int { return 4 / c.Scale }
+
+// rrdbParams is the parameter count newRRDB makes.
+func rrdbParams(c SRConfig) int {
+	nf, gc, m := c.NF, c.GC, 4/max(1, c.Scale)
+	// conv_first; conv_body, conv_up1, conv_up2, conv_hr; conv_last.
+	n := convParams(3*m*m, nf, 3) + 4*convParams(nf, nf, 3) + convParams(nf, 3, 3)
+	rdb := 0
+	for j := range 5 {
+		out := gc
+		if j == 4 {
+			out = nf
+		}
+		rdb += convParams(nf+j*gc, out, 3)
+	}
+	return n + c.NB*3*rdb
+}
 
 // rrdbResidualScale is ESRGAN's residual scaling of RDBs and RRDBs.
 const rrdbResidualScale = 0.2

@@ -48,6 +48,10 @@ type srArch struct {
 	build func(m *Module, c SRConfig, seed uint64) srNet
 	// multiple is the number the LR sides must be a multiple of (nil: 1).
 	multiple func(c SRConfig) int
+	// params is the number of parameters build adds, computed without
+	// building (SRConfig.ParamCount: weights files are checked with it
+	// before anything is allocated).
+	params func(c SRConfig) int
 }
 
 var srArchs = map[string]srArch{}
@@ -55,7 +59,7 @@ var srArchs = map[string]srArch{}
 // registerSR adds an architecture to the table (from the init function of
 // its file).
 func registerSR(name string, a srArch) {
-	if _, dup := srArchs[name]; dup || a.validate == nil || a.build == nil {
+	if _, dup := srArchs[name]; dup || a.validate == nil || a.build == nil || a.params == nil {
 		panic(fmt.Sprintf("model: SR architecture %q registered twice or incompletely", name))
 	}
 	srArchs[name] = a
@@ -127,15 +131,43 @@ func (s *SR) InputMultiple() int {
 // Upscale runs the SR network on one LR image (3 x h x w in [0,1]) and
 // returns the SR image (3 x h*s x w*s, unclamped). Images larger than tile
 // LR pixels on a side are processed in tiles whose margins cover the
-// receptive field, so the result equals a whole-image pass while memory
-// stays bounded. An image whose sides are not multiples of
-// InputMultiple is padded at the bottom and right by repeating its last
-// row and column, and the result cropped.
+// receptive field, so the result equals a whole-image pass while the
+// network's memory stays bounded (the result itself is 12 bytes per SR
+// pixel: UpscaleTiles hands tiles over instead). An image whose sides are
+// not multiples of InputMultiple is padded at the bottom and right by
+// repeating its last row and column, and the result cropped.
 func (s *SR) Upscale(lr []float32, h, w, tile int) ([]float32, error) {
 	if len(lr) != 3*h*w || h < 1 || w < 1 {
 		return nil, fmt.Errorf("model: upscale: %d values for a 3x%dx%d image", len(lr), h, w)
 	}
-	sc, mult := s.Cfg.Scale, s.InputMultiple()
+	sc := s.Cfg.Scale
+	H, W := h*sc, w*sc
+	out := make([]float32, 3*H*W)
+	err := s.UpscaleTiles(lr, h, w, tile, func(y0, x0, th, tw int, v []float32) error {
+		for c := 0; c < 3; c++ {
+			for y := 0; y < th; y++ {
+				copy(out[(c*H+y0+y)*W+x0:][:tw], v[(c*th+y)*tw:])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// UpscaleTiles runs the SR network on one LR image (3 x h x w in [0,1])
+// tile by tile (tile LR pixels a side, margins covering the receptive
+// field; tile <= 0: the whole image at once) and hands each tile's SR
+// pixels to put: 3 x th x tw unclamped values for the SR rectangle at
+// (x0, y0), valid until put returns. Together the tiles are Upscale's
+// result.
+func (s *SR) UpscaleTiles(lr []float32, h, w, tile int, put func(y0, x0, th, tw int, v []float32) error) error {
+	if len(lr) != 3*h*w || h < 1 || w < 1 {
+		return fmt.Errorf("model: upscale: %d values for a 3x%dx%d image", len(lr), h, w)
+	}
+	mult := s.InputMultiple()
 	up := func(n int) int { return (n + mult - 1) / mult * mult }
 	ph, pw := up(h), up(w)
 	src := lr
@@ -152,47 +184,38 @@ func (s *SR) Upscale(lr []float32, h, w, tile int) ([]float32, error) {
 			}
 		}
 	}
-	out := make([]float32, 3*ph*sc*pw*sc)
 	if tile <= 0 || (ph <= tile && pw <= tile) {
-		if err := s.upscaleTile(src, ph, pw, 0, 0, ph, pw, 0, 0, ph, pw, out); err != nil {
-			return nil, err
-		}
-	} else {
-		tile, m := up(tile), up(s.ReceptiveRadius())
-		for y0 := 0; y0 < ph; y0 += tile {
-			for x0 := 0; x0 < pw; x0 += tile {
-				y1, x1 := min(ph, y0+tile), min(pw, x0+tile)
-				// The tile's input window: its core plus the margin.
-				wy0, wx0 := max(0, y0-m), max(0, x0-m)
-				wy1, wx1 := min(ph, y1+m), min(pw, x1+m)
-				if err := s.upscaleTile(src, ph, pw, wy0, wx0, wy1, wx1, y0, x0, y1, x1, out); err != nil {
-					return nil, err
-				}
+		return s.upscaleTile(src, ph, pw, h, w, 0, 0, ph, pw, 0, 0, ph, pw, put)
+	}
+	tile, m := up(tile), up(s.ReceptiveRadius())
+	for y0 := 0; y0 < ph; y0 += tile {
+		for x0 := 0; x0 < pw; x0 += tile {
+			y1, x1 := min(ph, y0+tile), min(pw, x0+tile)
+			// The tile's input window: its core plus the margin.
+			wy0, wx0 := max(0, y0-m), max(0, x0-m)
+			wy1, wx1 := min(ph, y1+m), min(pw, x1+m)
+			if err := s.upscaleTile(src, ph, pw, h, w, wy0, wx0, wy1, wx1, y0, x0, y1, x1, put); err != nil {
+				return err
 			}
 		}
 	}
-	if ph == h && pw == w {
-		return out, nil
-	}
-	crop := make([]float32, 3*h*sc*w*sc)
-	for c := 0; c < 3; c++ {
-		for y := 0; y < h*sc; y++ {
-			copy(crop[(c*h*sc+y)*w*sc:][:w*sc], out[(c*ph*sc+y)*pw*sc:][:w*sc])
-		}
-	}
-	return crop, nil
+	return nil
 }
 
 // upscaleTile runs the network on the window [wy0,wy1) x [wx0,wx1) of lr
-// and copies the part of the result over the core [y0,y1) x [x0,x1) into
-// out.
-func (s *SR) upscaleTile(lr []float32, h, w, wy0, wx0, wy1, wx1, y0, x0, y1, x1 int, out []float32) error {
+// (ph x pw, padded from h x w) and hands the part of the result over the
+// core [y0,y1) x [x0,x1), cropped to the unpadded image, to put.
+func (s *SR) upscaleTile(lr []float32, ph, pw, h, w, wy0, wx0, wy1, wx1, y0, x0, y1, x1 int, put func(y0, x0, th, tw int, v []float32) error) error {
 	sc := s.Cfg.Scale
+	y1, x1 = min(y1, h), min(x1, w)
+	if y0 >= y1 || x0 >= x1 {
+		return nil // all padding
+	}
 	th, tw := wy1-wy0, wx1-wx0
 	in := make([]float32, 3*th*tw)
 	for c := 0; c < 3; c++ {
 		for y := 0; y < th; y++ {
-			copy(in[(c*th+y)*tw:(c*th+y+1)*tw], lr[(c*h+wy0+y)*w+wx0:(c*h+wy0+y)*w+wx1])
+			copy(in[(c*th+y)*tw:(c*th+y+1)*tw], lr[(c*ph+wy0+y)*pw+wx0:(c*ph+wy0+y)*pw+wx1])
 		}
 	}
 	g := NewGraph(tensor.Float32)
@@ -215,14 +238,16 @@ func (s *SR) upscaleTile(lr []float32, h, w, wy0, wx0, wy1, wx1, y0, x0, y1, x1 
 		return err
 	}
 	v := Float32s(sr)
-	W, TW := w*sc, tw*sc
+	TW := tw * sc
+	ch, cw := (y1-y0)*sc, (x1-x0)*sc
+	core := make([]float32, 3*ch*cw)
 	for c := 0; c < 3; c++ {
-		for y := y0 * sc; y < y1*sc; y++ {
-			ty := y - wy0*sc
-			copy(out[(c*h*sc+y)*W+x0*sc:(c*h*sc+y)*W+x1*sc], v[(c*th*sc+ty)*TW+(x0-wx0)*sc:(c*th*sc+ty)*TW+(x1-wx0)*sc])
+		for y := 0; y < ch; y++ {
+			ty := y + (y0-wy0)*sc
+			copy(core[(c*ch+y)*cw:][:cw], v[(c*th*sc+ty)*TW+(x0-wx0)*sc:])
 		}
 	}
-	return nil
+	return put(y0*sc, x0*sc, ch, cw, core)
 }
 
 // SaveSR writes an SR network's weights and config to path (kind "sr").
@@ -248,6 +273,12 @@ func LoadSR(path string) (*SR, error) {
 func (w *WeightsFile) SR() (*SR, error) {
 	var cfg SRConfig
 	if err := w.Config(&cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("model: %s: %w", w.Path, err)
+	}
+	if err := w.checkParams("SR network", cfg.ParamCount(), "sr"); err != nil {
 		return nil, err
 	}
 	s, err := NewSR(cfg, tensor.Float32, 0)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"gorgonia.org/tensor"
 
@@ -213,10 +214,55 @@ func LoadPDM(path string) (*PDM, error) {
 	return w.PDM()
 }
 
-// PDM builds the PDM the file's config describes and loads its weights.
-func (w *WeightsFile) PDM() (*PDM, error) {
+// checkParams refuses a file whose tensors under the module prefixes hold
+// fewer bytes than params F32 values: it runs on the file's header alone,
+// before a network of that size is allocated, so a small file whose
+// config claims a big network costs nothing. (More bytes cost no more than
+// the file itself; Load then names the tensor that does not belong.)
+func (w *WeightsFile) checkParams(what string, params int, prefixes ...string) error {
+	var bytes int64
+	for _, t := range w.File.Tensors {
+		for _, p := range prefixes {
+			if hasPrefix(t.Name, p+".") {
+				bytes += int64(len(t.Data))
+				break
+			}
+		}
+	}
+	if want := 4 * int64(params); bytes < want {
+		return fmt.Errorf("model: %s: its config makes a %s of %d parameters (%d bytes of F32), the file holds %d bytes of %s tensors",
+			w.Path, what, params, want, bytes, strings.Join(prefixes, "/"))
+	}
+	return nil
+}
+
+// PDMConfig reads and validates the file's PDM config, without building
+// anything: what a caller compares with the config it expects before
+// calling PDM.
+func (w *WeightsFile) PDMConfig() (PDMConfig, error) {
 	var cfg PDMConfig
 	if err := w.Config(&cfg); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("model: %s: %w", w.Path, err)
+	}
+	return cfg, nil
+}
+
+// PDM builds the PDM the file's config describes and loads its weights.
+// The config is validated (every dimension bounded) and the file's tensors
+// are checked against its parameter count before the PDM is allocated.
+func (w *WeightsFile) PDM() (*PDM, error) {
+	cfg, err := w.PDMConfig()
+	if err != nil {
+		return nil, err
+	}
+	prefixes := []string{"kernel"}
+	if cfg.Noise.Mode != NoiseOff {
+		prefixes = append(prefixes, "noise")
+	}
+	if err := w.checkParams("PDM", cfg.ParamCount(), prefixes...); err != nil {
 		return nil, err
 	}
 	p, err := NewPDM(cfg, tensor.Float32, 0)
@@ -248,6 +294,12 @@ func LoadDiscriminator(path string) (*Discriminator, error) {
 	}
 	var cfg DiscConfig
 	if err := w.Config(&cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("model: %s: %w", path, err)
+	}
+	if err := w.checkParams("discriminator", cfg.ParamCount(), "disc"); err != nil {
 		return nil, err
 	}
 	d, err := NewDiscriminator(cfg, tensor.Float32, 0)

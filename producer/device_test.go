@@ -59,9 +59,10 @@ func TestProducerOnGPU(t *testing.T) {
 	}
 	images := testImages(t)
 	m := metrics.NewProducer(nil, "p0")
-	p, err := New(Config{Run: "run1", ID: "p0", Seed: 5, Stream: "PDMFLOW_PAIRS", Subject: "pdmflow.pairs",
-		Degradation: DegradePDM, HRSize: 16, BatchPairs: 3, LagBudget: 1 << 20, WeightsPoll: 50 * time.Millisecond, Device: dev},
-		e.js, e.reg, images, nil, m)
+	cfg := Config{Run: "run1", ID: "p0", Seed: 5, Stream: "PDMFLOW_PAIRS", Subject: "pdmflow.pairs",
+		Degradation: DegradePDM, PDM: testPDM(), HRSize: 16, BatchPairs: 3, LagBudget: 1 << 20, WeightsPoll: 50 * time.Millisecond, Device: dev}
+	publishContract(t, e.reg, cfg)
+	p, err := New(cfg, e.js, e.reg, images, nil, m)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,11 +35,11 @@ import (
 	"github.com/pdmflow/pdmflow/schema"
 )
 
-// Message headers besides Nats-Msg-Id.
+// Message headers besides Nats-Msg-Id (package schema names them).
 const (
-	HeaderBatchSeq = "Pdmflow-Batch-Seq"
-	HeaderPairs    = "Pdmflow-Pairs"
-	HeaderWeights  = "Pdmflow-Weights-Version"
+	HeaderBatchSeq = schema.HeaderBatchSeq
+	HeaderPairs    = schema.HeaderPairs
+	HeaderWeights  = schema.HeaderWeights
 )
 
 // DefaultMaxInFlightBytes bounds the bytes a producer has published and not
@@ -55,8 +58,12 @@ type Config struct {
 	Consumer    string // durable name of the trainer's consumer, watched for lag
 	Degradation string // pdm, bicubic or gaussian
 	HRSize      int    // side of the HR crops
-	Scale       int    // SR factor (bicubic and gaussian; pdm takes the weights')
+	Scale       int    // SR factor (bicubic and gaussian; pdm: PDM.Scale)
 	KernelSize  int    // gaussian: kernel side (odd)
+	// PDM is the run's PDM config (required for the pdm degradation): the
+	// run's contract must name it, and weights of any other config are
+	// refused before anything is built from them.
+	PDM *model.PDMConfig
 
 	// BatchPairs is the number of pairs per message; 0 picks the number
 	// that makes a message about TargetBytes.
@@ -118,6 +125,13 @@ func (c *Config) Validate() error {
 	}
 	switch c.Degradation {
 	case DegradePDM:
+		if c.PDM == nil {
+			errs = append(errs, errors.New("the pdm degradation needs the run's PDM config"))
+		} else if err := c.PDM.Validate(); err != nil {
+			errs = append(errs, err)
+		} else if c.HRSize%c.PDM.Scale != 0 || c.HRSize < c.PDM.Kernel.Size {
+			errs = append(errs, fmt.Errorf("hr size %d must be a multiple of the PDM's scale %d and at least its kernel size %d", c.HRSize, c.PDM.Scale, c.PDM.Kernel.Size))
+		}
 	case DegradeBicubic, DegradeGaussian:
 		if c.Scale < 2 || c.Scale > 4 {
 			errs = append(errs, fmt.Errorf("scale %d: 2, 3 or 4", c.Scale))
@@ -140,6 +154,29 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// Contract is the run contract this producer's config makes: what its
+// messages are. Run refuses to produce in a run whose trainer published
+// another (registry.Contract.Diff names the differences).
+func (c Config) Contract() (registry.Contract, error) {
+	c.defaults()
+	if err := c.Validate(); err != nil {
+		return registry.Contract{}, err
+	}
+	k := registry.Contract{Run: c.Run, SchemaMajor: schema.Major, Scale: c.Scale, HRH: c.HRSize, HRW: c.HRSize, Degradation: c.Degradation}
+	switch c.Degradation {
+	case DegradePDM:
+		k.Scale = c.PDM.Scale
+		if !c.PDM.Kernel.Spatial {
+			k.KernelSize = c.PDM.Kernel.Size
+		}
+		k.PDMConfig = c.PDM.SHA256()
+	case DegradeGaussian:
+		k.KernelSize = c.KernelSize
+	}
+	k.LRH, k.LRW = schema.LRSize(c.HRSize, c.HRSize, k.Scale)
+	return k, nil
+}
+
 // SubjectFor is the subject a producer of run publishes to.
 func SubjectFor(prefix, run, id string) string { return prefix + "." + run + "." + id }
 
@@ -160,8 +197,11 @@ type Producer struct {
 	weights registry.Pointer      // in use
 	wanted  registry.Pointer      // newest seen
 	updates chan registry.Pointer // from registry.Follow (nil without weights)
-	nextTry time.Time
-	backoff time.Duration
+	// contract is the run's message header once checked (zero without a
+	// registry).
+	contract schema.Header
+	nextTry  time.Time
+	backoff  time.Duration
 
 	seq     uint64 // next batch sequence
 	started uint64 // first batch sequence of this Run
@@ -198,6 +238,9 @@ func New(cfg Config, js jetstream.JetStream, reg *registry.Registry, images *dat
 	p := &Producer{cfg: cfg, js: js, reg: reg, images: images, log: log.With("producer", cfg.ID), m: m}
 	p.cond = sync.NewCond(&p.mu)
 	p.gen = generator{degradation: cfg.Degradation, hrSize: cfg.HRSize, scale: cfg.Scale, kernelSize: cfg.KernelSize, dev: cfg.Device}
+	if cfg.PDM != nil && cfg.Degradation == DegradePDM {
+		p.gen.scale = cfg.PDM.Scale
+	}
 	return p, nil
 }
 
@@ -215,6 +258,9 @@ func (p *Producer) NextBatch() uint64 { return p.seq }
 func (p *Producer) Run(ctx context.Context) error {
 	defer p.gen.close()
 	subject := SubjectFor(p.cfg.Subject, p.cfg.Run, p.cfg.ID)
+	if err := p.checkContract(ctx); err != nil {
+		return err
+	}
 	if err := p.resumeSeq(ctx, subject); err != nil {
 		return err
 	}
@@ -255,8 +301,38 @@ func (p *Producer) Run(ctx context.Context) error {
 	return p.drain(ctx)
 }
 
-// resumeSeq sets the next batch sequence from the last message of this
-// producer's subject in the stream.
+// checkContract waits for the run's contract (published by its trainer)
+// and refuses to produce when this producer's config makes other messages,
+// naming every difference. A producer without a registry (benchmarks,
+// tests) has no run to check against.
+func (p *Producer) checkContract(ctx context.Context) error {
+	if p.reg == nil {
+		return nil
+	}
+	own, err := p.cfg.Contract()
+	if err != nil {
+		return err
+	}
+	run, err := p.reg.WaitContract(ctx, 500*time.Millisecond, func() {
+		p.log.Info("waiting for the run's contract (its trainer publishes it when it starts)", "key", p.reg.ContractKey())
+	})
+	if err != nil {
+		return fmt.Errorf("producer: the contract of run %s: %w", p.cfg.Run, err)
+	}
+	if d := run.Diff("the run's, from its trainer", own, "this producer's config"); len(d) > 0 {
+		return fmt.Errorf("producer: %w: this producer's messages would not be the run's: %s (use the trainer's config, --hr-size and --degradation)",
+			registry.ErrContractMismatch, strings.Join(d, "; "))
+	}
+	p.contract = own.Header()
+	return nil
+}
+
+// resumeSeq sets the next batch sequence after the last batch of this
+// producer in the stream. Messages on its subject that are not its batches
+// (published by someone else, or malformed) are skipped with a warning:
+// the last message is tried first, then, if it is not one, every message
+// of the subject is scanned (headers only) for the highest batch whose
+// headers and rows are this producer's.
 func (p *Producer) resumeSeq(ctx context.Context, subject string) error {
 	st, err := p.js.Stream(ctx, p.cfg.Stream)
 	if err != nil {
@@ -269,13 +345,124 @@ func (p *Producer) resumeSeq(ctx context.Context, subject string) error {
 	if err != nil {
 		return fmt.Errorf("producer: last batch of %s: %w", subject, err)
 	}
-	seq, err := strconv.ParseUint(msg.Header.Get(HeaderBatchSeq), 10, 64)
-	if err != nil {
-		return fmt.Errorf("producer: last message of %s (stream seq %d) has no valid %s header", subject, msg.Sequence, HeaderBatchSeq)
+	seq, why := p.ownBatch(msg.Header, msg.Data)
+	if why != "" {
+		p.log.Warn("skipping a message on this producer's subject that is not one of its batches", "subject", subject, "stream_seq", msg.Sequence, "why", why)
+		var found bool
+		if seq, found, err = p.scanOwnBatches(ctx, st, subject); err != nil {
+			return err
+		}
+		if !found {
+			p.log.Info("no batch of this producer in the stream: starting at batch 0")
+			return nil
+		}
 	}
 	p.seq = seq + 1
 	p.log.Info("continuing an earlier run of this producer", "next_batch", p.seq)
 	return nil
+}
+
+// ownBatch reports whether a stored message is a batch of this producer:
+// its batch sequence and message id headers agree, and its rows are of
+// this run, this producer and that batch (and the run's header, once the
+// contract is known). It returns the batch sequence, or why not.
+func (p *Producer) ownBatch(h nats.Header, data []byte) (uint64, string) {
+	hs := h.Get(HeaderBatchSeq)
+	seq, err := strconv.ParseUint(hs, 10, 64)
+	if err != nil {
+		return 0, fmt.Sprintf("no valid %s header (%q)", HeaderBatchSeq, clip(hs))
+	}
+	if seq == math.MaxUint64 {
+		return 0, fmt.Sprintf("batch sequence %d leaves no next batch", seq)
+	}
+	wv, err := strconv.ParseUint(h.Get(HeaderWeights), 10, 64)
+	if err != nil {
+		return 0, fmt.Sprintf("no valid %s header", HeaderWeights)
+	}
+	if id, want := h.Get(jetstream.MsgIDHeader), MsgID(p.cfg.Run, p.cfg.ID, wv, seq); id != want {
+		return 0, fmt.Sprintf("message id %q, want %q", clip(id), want)
+	}
+	if data == nil {
+		return seq, "" // a headers-only read: the caller reads the payload
+	}
+	b, err := schema.Decode(data, schema.DecodeOptions{MaxMessageBytes: max(len(data), schema.DefaultMaxMessageBytes)})
+	if err != nil {
+		return 0, err.Error()
+	}
+	if p.contract != (schema.Header{}) && !p.contract.SameStream(b.Header) {
+		return 0, fmt.Sprintf("header %+v is not the run's %+v", b.Header, p.contract)
+	}
+	for _, r := range b.Pairs {
+		if r.RunID != p.cfg.Run || r.ProducerID != p.cfg.ID || r.BatchSeq != seq {
+			return 0, fmt.Sprintf("row %s is not of batch %d of %s/%s", r.SampleID, seq, p.cfg.Run, p.cfg.ID)
+		}
+	}
+	return seq, ""
+}
+
+func clip(s string) string {
+	if len(s) > 48 {
+		return s[:48] + "..."
+	}
+	return s
+}
+
+// scanOwnBatches reads the headers of every message of the subject and
+// returns the highest batch sequence among the messages that are this
+// producer's batches (checking the payload of the candidates, highest
+// first).
+func (p *Producer) scanOwnBatches(ctx context.Context, st jetstream.Stream, subject string) (uint64, bool, error) {
+	oc, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, HeadersOnly: true})
+	if err != nil {
+		return 0, false, fmt.Errorf("producer: scanning %s: %w", subject, err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return 0, false, fmt.Errorf("producer: scanning %s: %w", subject, err)
+	}
+	total := info.State.Msgs
+	type cand struct{ seq, streamSeq uint64 }
+	var cands []cand
+	for n := uint64(0); n < total; {
+		batch, err := oc.Fetch(256, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return 0, false, fmt.Errorf("producer: scanning %s: %w", subject, err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			n++
+			meta, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			if seq, why := p.ownBatch(m.Headers(), nil); why == "" {
+				cands = append(cands, cand{seq, meta.Sequence.Stream})
+			}
+			if meta.NumPending == 0 {
+				n = total
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return 0, false, fmt.Errorf("producer: scanning %s: %w", subject, err)
+		}
+		if got == 0 {
+			break
+		}
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].seq > cands[j].seq })
+	for _, c := range cands {
+		msg, err := st.GetMsg(ctx, c.streamSeq)
+		if err != nil {
+			return 0, false, fmt.Errorf("producer: reading stream seq %d of %s: %w", c.streamSeq, subject, err)
+		}
+		if seq, why := p.ownBatch(msg.Header, msg.Data); why == "" {
+			return seq, true, nil
+		} else {
+			p.log.Warn("skipping a message on this producer's subject that is not one of its batches", "subject", subject, "stream_seq", c.streamSeq, "why", why)
+		}
+	}
+	return 0, false, nil
 }
 
 func (p *Producer) waitFirstWeights(ctx context.Context, updates <-chan registry.Pointer) error {
@@ -310,9 +497,12 @@ func (p *Producer) maybeReload(ctx context.Context) {
 		p.m.ReloadFailures.Inc()
 		p.log.Warn("cannot load new weights, keeping the last good ones", "version", p.wanted.Version,
 			"in_use", p.weights.Version, "retry_in", p.backoff, "err", err)
-		return
+		if !first || !p.loadEarlier(ctx, p.wanted) {
+			return
+		}
+	} else {
+		p.backoff = 0 // after a fallback the refused version keeps its backoff
 	}
-	p.backoff = 0
 	p.m.Reloads.Inc()
 	p.m.WeightsVersion.Set(float64(p.weights.Version))
 	p.m.ReloadSeconds.Observe(time.Since(t0).Seconds())
@@ -323,7 +513,34 @@ func (p *Producer) maybeReload(ctx context.Context) {
 	p.log.Log(ctx, lvl, "loaded weights", "version", p.weights.Version, "step", p.weights.Step, "sha256", p.weights.SHA256[:12], "seconds", time.Since(t0).Seconds())
 }
 
-// load downloads, verifies and loads the weights ptr names.
+// loadEarlier is for a producer without weights whose newest pointer names
+// weights it refuses: it loads the newest earlier version the pointer's
+// history holds that it accepts, so that it can produce (a trainer without
+// pairs would never publish better weights). It reports whether it did.
+func (p *Producer) loadEarlier(ctx context.Context, refused registry.Pointer) bool {
+	hist, err := p.reg.History(ctx)
+	if err != nil {
+		return false
+	}
+	for _, ptr := range hist {
+		if ptr.Version >= refused.Version {
+			continue
+		}
+		if err := p.load(ctx, ptr); err != nil {
+			p.log.Warn("cannot load earlier weights either", "version", ptr.Version, "err", err)
+			continue
+		}
+		p.log.Warn("starting with the newest earlier weights this producer accepts; the newer ones stay refused until the trainer publishes again",
+			"version", ptr.Version, "refused", refused.Version)
+		return true
+	}
+	return false
+}
+
+// load downloads, verifies and loads the weights ptr names. Their config
+// is compared with the producer's own before anything is built from it:
+// weights of another config (a wrong or hostile object) cost a download
+// and a header parse, and the producer keeps the weights it has.
 func (p *Producer) load(ctx context.Context, ptr registry.Pointer) error {
 	b, err := p.reg.Fetch(ctx, ptr)
 	if err != nil {
@@ -333,15 +550,17 @@ func (p *Producer) load(ctx context.Context, ptr registry.Pointer) error {
 	if err != nil {
 		return err
 	}
-	pdm, err := w.PDM()
+	cfg, err := w.PDMConfig()
 	if err != nil {
 		return err
 	}
-	if p.gen.pdm != nil && pdm.Cfg != p.gen.pdm.Cfg {
-		return fmt.Errorf("producer: weights version %d have another PDM config than version %d", ptr.Version, p.weights.Version)
+	if d := cfg.Diff("the weights'", *p.cfg.PDM, "this producer's"); len(d) > 0 {
+		return fmt.Errorf("producer: weights version %d (%s) are of another PDM config than this producer's: %s",
+			ptr.Version, ptr.Key, strings.Join(d, "; "))
 	}
-	if p.cfg.HRSize%pdm.Cfg.Scale != 0 || p.cfg.HRSize < pdm.Cfg.Kernel.Size {
-		return fmt.Errorf("producer: HR size %d must be a multiple of the weights' scale %d and at least their kernel size %d", p.cfg.HRSize, pdm.Cfg.Scale, pdm.Cfg.Kernel.Size)
+	pdm, err := w.PDM()
+	if err != nil {
+		return err
 	}
 	if err := p.gen.setWeights(pdm); err != nil {
 		return fmt.Errorf("producer: weights version %d on %s: %w", ptr.Version, p.gen.device().Name(), err)
@@ -428,7 +647,7 @@ func (p *Producer) putBuffer(b []byte) {
 // message's headers and payload in one allocation, headers first; with
 // the payload 8-byte aligned there, the consumer decodes its Arrow buffers
 // in place instead of copying the message to align them.
-const HeaderPad = "Pdmflow-Pad"
+const HeaderPad = schema.HeaderPad
 
 // alignPayload adds HeaderPad to msg so that its encoded header block
 // ("NATS/1.0\r\n", "Key: value\r\n" per value, "\r\n") is a multiple of

@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -109,10 +111,32 @@ func setup(t *testing.T) env {
 	return env{js: js, kv: kv, reg: reg, st: st, s3: s3}
 }
 
+// testPDM is the PDM config of the tests' weights.
+func testPDM() *model.PDMConfig {
+	return &model.PDMConfig{Scale: 4, Kernel: model.KernelConfig{Size: 7, NC: 4, NF: 8, NB: 1, Conv: 1, Init: "box"},
+		Noise: model.NoiseConfig{Mode: model.NoiseMixed, NC: 2, NF: 4, NB: 1, Conv: 3}}
+}
+
+// publishContract publishes the contract cfg's producer expects, as the
+// run's trainer would.
+func publishContract(t *testing.T, reg *registry.Registry, cfg Config) {
+	t.Helper()
+	c, err := cfg.Contract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.PublishContract(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func pdmWeights(t *testing.T, seed uint64) []byte {
 	t.Helper()
-	cfg := model.PDMConfig{Scale: 4, Kernel: model.KernelConfig{Size: 7, NC: 4, NF: 8, NB: 1, Conv: 1, Init: "box"},
-		Noise: model.NoiseConfig{Mode: model.NoiseMixed, NC: 2, NF: 4, NB: 1, Conv: 3}}
+	return pdmWeightsOf(t, *testPDM(), seed)
+}
+
+func pdmWeightsOf(t *testing.T, cfg model.PDMConfig, seed uint64) []byte {
+	t.Helper()
 	p, err := model.NewPDM(cfg, tensor.Float32, seed)
 	if err != nil {
 		t.Fatal(err)
@@ -176,9 +200,10 @@ func TestProducerHotReloadAndLastGoodWeights(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := metrics.NewProducer(nil, "p0")
-	p, err := New(Config{Run: "run1", ID: "p0", Seed: 5, Stream: "PDMFLOW_PAIRS", Subject: "pdmflow.pairs",
-		Degradation: DegradePDM, HRSize: 16, BatchPairs: 2, LagBudget: 1 << 20, WeightsPoll: 50 * time.Millisecond},
-		e.js, e.reg, testImages(t), nil, m)
+	cfg := Config{Run: "run1", ID: "p0", Seed: 5, Stream: "PDMFLOW_PAIRS", Subject: "pdmflow.pairs",
+		Degradation: DegradePDM, PDM: testPDM(), HRSize: 16, BatchPairs: 2, LagBudget: 1 << 20, WeightsPoll: 50 * time.Millisecond}
+	publishContract(t, e.reg, cfg)
+	p, err := New(cfg, e.js, e.reg, testImages(t), nil, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,5 +381,215 @@ func TestProducerRepublishesWithoutAck(t *testing.T) {
 	}
 	if v := promtest.ToFloat64(m.Batches); v != 2 {
 		t.Errorf("acked batches %v, want 2", v)
+	}
+}
+
+// TestProducerResumeSkipsForeignMessages: a restarted producer continues
+// after its own last batch; messages on its subject that are not its
+// batches (garbage, another producer's rows, rows that disagree with their
+// headers) are skipped with a warning instead of stopping it.
+func TestProducerResumeSkipsForeignMessages(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	cfg := Config{Run: "run1", ID: "p0", Stream: "PDMFLOW_PAIRS", Subject: "pdmflow.pairs",
+		Degradation: DegradeBicubic, Scale: 4, HRSize: 16, BatchPairs: 2, MaxBatches: 3}
+	p, err := New(cfg, e.js, nil, testImages(t), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	own := lastBatch(t, e.js)
+	subject := "pdmflow.pairs.run1.p0"
+	foreign := func(b *schema.Batch, hdr map[string]string) {
+		msg := nats.NewMsg(subject)
+		if b != nil {
+			data, err := schema.Encode(b, schema.EncodeOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg.Data = data
+		} else {
+			msg.Data = []byte("stray bytes")
+		}
+		for k, v := range hdr {
+			msg.Header.Set(k, v)
+		}
+		if _, err := e.js.PublishMsg(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another producer's rows under headers that claim batch 90 of p0.
+	other := &schema.Batch{Header: own.Header, Pairs: append([]schema.Pair(nil), own.Pairs...)}
+	for i := range other.Pairs {
+		other.Pairs[i].ProducerID, other.Pairs[i].BatchSeq = "p9", 90
+		other.Pairs[i].SampleID = schema.FormatSampleID("run1", "p9", 90, other.Pairs[i].Index)
+	}
+	foreign(other, map[string]string{HeaderBatchSeq: "90", jetstream.MsgIDHeader: MsgID("run1", "p0", 0, 90)})
+	// p0's rows of batch 2 under a header that says 80.
+	foreign(own, map[string]string{HeaderBatchSeq: "80", jetstream.MsgIDHeader: MsgID("run1", "p0", 0, 80)})
+	// The largest batch sequence there is: continuing after it is impossible.
+	foreign(nil, map[string]string{HeaderBatchSeq: "18446744073709551615"})
+	// Garbage without headers, last.
+	foreign(nil, nil)
+
+	cfg.MaxBatches = 1
+	p2, err := New(cfg, e.js, nil, testImages(t), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Run(ctx); err != nil {
+		t.Fatalf("a restarted producer with foreign messages on its subject: %v", err)
+	}
+	if b := lastBatch(t, e.js); b.Pairs[0].BatchSeq != 3 || b.Pairs[0].ProducerID != "p0" {
+		t.Fatalf("the restarted producer published %s, want batch 3 of p0", b.Pairs[0].SampleID)
+	}
+}
+
+// TestProducerChecksTheRunContract: a producer waits for the run's
+// contract (its trainer's) and refuses to start when its own config makes
+// other messages, naming both values.
+func TestProducerChecksTheRunContract(t *testing.T) {
+	e := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cfg := Config{Run: "run1", ID: "p0", Stream: "PDMFLOW_PAIRS", Subject: "pdmflow.pairs",
+		Degradation: DegradeBicubic, Scale: 4, HRSize: 16, BatchPairs: 2, MaxBatches: 1}
+	trainer := cfg
+	trainer.HRSize = 24
+	publishContract(t, e.reg, trainer)
+	p, err := New(cfg, e.js, e.reg, testImages(t), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Run(ctx)
+	if err == nil || !errors.Is(err, registry.ErrContractMismatch) {
+		t.Fatalf("a producer of HR 16 in a run of HR 24: %v, want a contract mismatch", err)
+	}
+	for _, m := range []string{"24x24", "16x16", "HR size"} {
+		if !strings.Contains(err.Error(), m) {
+			t.Errorf("error %q does not mention %q", err, m)
+		}
+	}
+	s, _ := e.js.Stream(ctx, "PDMFLOW_PAIRS")
+	if info, _ := s.Info(ctx); info.State.Msgs != 0 {
+		t.Errorf("the refused producer published %d messages", info.State.Msgs)
+	}
+
+	// Without a contract the producer waits for one.
+	e2 := setup(t)
+	cfg.MaxBatches = 2
+	p2, err := New(cfg, e2.js, e2.reg, testImages(t), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p2.Run(ctx) }()
+	time.Sleep(300 * time.Millisecond)
+	s2, _ := e2.js.Stream(ctx, "PDMFLOW_PAIRS")
+	if info, _ := s2.Info(ctx); info.State.Msgs != 0 {
+		t.Fatalf("a producer published %d messages before its run had a contract", info.State.Msgs)
+	}
+	publishContract(t, e2.reg, cfg)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestProducerComparesWeightsConfigFirst: weights whose config is not the
+// producer's own are refused before anything is built from them, with the
+// difference named, and the producer waits for (or keeps) good weights.
+func TestProducerComparesWeightsConfigFirst(t *testing.T) {
+	e := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncWriter
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	cfg := Config{Run: "run1", ID: "p0", Seed: 5, Stream: "PDMFLOW_PAIRS", Subject: "pdmflow.pairs",
+		Degradation: DegradePDM, PDM: testPDM(), HRSize: 16, BatchPairs: 2, LagBudget: 1 << 20, WeightsPoll: 50 * time.Millisecond}
+	publishContract(t, e.reg, cfg)
+	other := *testPDM()
+	other.Kernel.NF = 12
+	if _, err := e.reg.Publish(ctx, pdmWeightsOf(t, other, 1), 0); err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.NewProducer(nil, "p0")
+	p, err := New(cfg, e.js, e.reg, testImages(t), log, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, "a refused reload", func() bool { return promtest.ToFloat64(m.ReloadFailures) >= 1 })
+	if v := p.Weights().Version; v != 0 || promtest.ToFloat64(m.Batches) != 0 {
+		t.Fatalf("weights of another config: in use version %d, %v batches", v, promtest.ToFloat64(m.Batches))
+	}
+	if s := logs.String(); !strings.Contains(s, "kernel.nf 12") || !strings.Contains(s, "8 (this producer") {
+		t.Errorf("the log does not say why the weights were refused:\n%s", s)
+	}
+	if _, err := e.reg.Publish(ctx, pdmWeights(t, 2), 10); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "batches with version 2", func() bool { return promtest.ToFloat64(m.Batches) >= 2 })
+	if v := lastBatch(t, e.js).Pairs[0].WeightsVersion; v != 2 {
+		t.Fatalf("rows carry weights version %d, want 2", v)
+	}
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+}
+
+// syncWriter is a log destination safe for concurrent writes.
+type syncWriter struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// TestProducerStartsWithTheNewestGoodWeights: a producer that starts while
+// the pointer names weights it refuses (another config) takes the newest
+// good version the pointer's history holds, instead of waiting for the
+// trainer to publish again (which, without pairs, it never would).
+func TestProducerStartsWithTheNewestGoodWeights(t *testing.T) {
+	e := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := Config{Run: "run1", ID: "p0", Seed: 5, Stream: "PDMFLOW_PAIRS", Subject: "pdmflow.pairs",
+		Degradation: DegradePDM, PDM: testPDM(), HRSize: 16, BatchPairs: 2, LagBudget: 1 << 20, MaxBatches: 2, WeightsPoll: 50 * time.Millisecond}
+	publishContract(t, e.reg, cfg)
+	good, err := e.reg.Publish(ctx, pdmWeights(t, 1), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := *testPDM()
+	other.Noise.NF = 7
+	for i := 0; i < 3; i++ {
+		if _, err := e.reg.Publish(ctx, pdmWeightsOf(t, other, uint64(10+i)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := metrics.NewProducer(nil, "p0")
+	p, err := New(cfg, e.js, e.reg, testImages(t), nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(ctx); err != nil {
+		t.Fatalf("a producer started while the pointer names weights of another config: %v", err)
+	}
+	if v := lastBatch(t, e.js).Pairs[0].WeightsVersion; v != good.Version {
+		t.Fatalf("rows carry weights version %d, want %d (the newest of its config)", v, good.Version)
 	}
 }

@@ -77,11 +77,19 @@ func OpenReplicas(ctx context.Context, js jetstream.JetStream, st *store.Bucket,
 	}
 	replicas = max(replicas, 1)
 	if kv, err := js.KeyValue(ctx, Bucket); err == nil {
+		// An existing bucket is used as it is unless it needs more
+		// replicas: a producer allowed only to read it (docs/operations.md,
+		// per-producer permissions) never updates its configuration.
+		have := 0
 		if s, err := kv.Status(ctx); err == nil {
 			if bs, ok := s.(*jetstream.KeyValueBucketStatus); ok {
-				replicas = max(replicas, bs.StreamInfo().Config.Replicas)
+				have = bs.StreamInfo().Config.Replicas
 			}
 		}
+		if have >= replicas {
+			return &Registry{kv: kv, store: st, run: run, log: log}, nil
+		}
+		replicas = max(replicas, have)
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
@@ -116,6 +124,29 @@ func (r *Registry) Latest(ctx context.Context) (Pointer, uint64, error) {
 		return Pointer{}, 0, fmt.Errorf("registry: %s (revision %d): %w", r.Key(), e.Revision(), err)
 	}
 	return p, e.Revision(), nil
+}
+
+// History returns the run's pointers the bucket still holds (its last
+// eight), newest first, the latest included. Unreadable entries are
+// skipped.
+func (r *Registry) History(ctx context.Context) ([]Pointer, error) {
+	es, err := r.kv.History(ctx, r.Key())
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, ErrNoWeights
+	}
+	if err != nil {
+		return nil, fmt.Errorf("registry: history of %s: %w", r.Key(), err)
+	}
+	var ps []Pointer
+	for i := len(es) - 1; i >= 0; i-- {
+		if es[i].Operation() != jetstream.KeyValuePut {
+			continue
+		}
+		if p, err := decodePointer(es[i].Value()); err == nil {
+			ps = append(ps, p)
+		}
+	}
+	return ps, nil
 }
 
 func decodePointer(b []byte) (Pointer, error) {

@@ -238,6 +238,15 @@ func invalidf(row int, field, format string, args ...any) *Error {
 	return newErr(ErrInvalid, row, field, format, args...)
 }
 
+// NATS message headers that go with a message (set by the producer; the
+// Nats-Msg-Id is "run/producer/weights_version/batch_seq").
+const (
+	HeaderBatchSeq = "Pdmflow-Batch-Seq"       // the batch sequence of every row, decimal
+	HeaderPairs    = "Pdmflow-Pairs"           // the number of rows
+	HeaderWeights  = "Pdmflow-Weights-Version" // the weights version of every row
+	HeaderPad      = "Pdmflow-Pad"             // filler that aligns the payload (see package producer)
+)
+
 // Column names, in schema order.
 const (
 	ColSampleID       = "sample_id"

@@ -81,7 +81,14 @@ func (c Config) FromEnv() Config {
 // only the first four characters of the access key.
 func (c Config) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "endpoint=%q region=%q insecure=%t", c.Endpoint, c.Region, c.Insecure)
+	endpoint := c.Endpoint
+	if i := strings.LastIndexByte(endpoint, '@'); i >= 0 {
+		endpoint = "xxxxx" + endpoint[i:] // credentials in the endpoint: never shown
+		if j := strings.Index(c.Endpoint, "://"); j >= 0 && j < i {
+			endpoint = c.Endpoint[:j+3] + endpoint
+		}
+	}
+	fmt.Fprintf(&b, "endpoint=%q region=%q insecure=%t", endpoint, c.Region, c.Insecure)
 	fmt.Fprintf(&b, " access_key=%s secret_key=%s", redact(c.AccessKey, 4), secretMark(c.SecretKey))
 	if c.SessionToken != "" {
 		b.WriteString(" session_token=***")

@@ -104,6 +104,13 @@ func openS3(ctx context.Context, rest string, cfg Config) (driver, string, error
 	if endpoint == "" {
 		endpoint, secure = awsEndpoint, true
 	}
+	if i := strings.LastIndexByte(endpoint, '@'); i >= 0 {
+		// user:secret@host: never echo the part before '@'.
+		return fail("the S3 endpoint (...@%s) holds credentials: give host:port, and the keys with PDMFLOW_S3_ACCESS_KEY and PDMFLOW_S3_SECRET_KEY", endpoint[i+1:])
+	}
+	if strings.ContainsAny(endpoint, "/?#") {
+		return fail("the S3 endpoint %q is not host:port (a path, query or fragment is not supported)", endpoint)
+	}
 	region := cfg.Region
 	if region == "" && !strings.HasSuffix(endpoint, ".amazonaws.com") {
 		region = "us-east-1" // on AWS, an empty region is found from the bucket

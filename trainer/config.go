@@ -14,6 +14,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pdmflow/pdmflow/model"
+	"github.com/pdmflow/pdmflow/registry"
+	"github.com/pdmflow/pdmflow/schema"
 )
 
 // Regimes of training (pdm-spec §5).
@@ -189,6 +191,26 @@ func (c *Config) Scale() int { return c.PDM.Scale }
 
 // LRCrop is the side of the real-LR crops.
 func (c *Config) LRCrop() int { return c.HRCrop / c.PDM.Scale }
+
+// Contract is the stream contract a trainer of run with this config
+// publishes and holds every message to: schema major version, scale, HR
+// and LR sizes, kernel size, degradation and the PDM config's hash.
+func (c *Config) Contract(run string) registry.Contract {
+	s := c.Scale()
+	lrH, lrW := schema.LRSize(c.HRCrop, c.HRCrop, s)
+	k := registry.Contract{Run: run, SchemaMajor: schema.Major, Scale: s, HRH: c.HRCrop, HRW: c.HRCrop, LRH: lrH, LRW: lrW}
+	switch c.Degradation {
+	case DegradePDM:
+		k.Degradation = schema.DegradationPDM
+		if !c.PDM.Kernel.Spatial {
+			k.KernelSize = c.PDM.Kernel.Size
+		}
+		k.PDMConfig = c.PDM.SHA256()
+	default:
+		k.Degradation = schema.DegradationBicubic
+	}
+	return k
+}
 
 // TrainsPDM reports whether the run has a degradation model to train.
 func (c *Config) TrainsPDM() bool { return c.Degradation == DegradePDM }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/pdmflow/pdmflow/archive"
 	"github.com/pdmflow/pdmflow/consumer"
 )
@@ -46,7 +48,14 @@ func (s *archiveSource) Fetch(ctx context.Context, max int, handle func(consumer
 			return fmt.Errorf("trainer: replaying stream seq %d: %w", m.Seq, err)
 		}
 		s.next++
-		handle(consumer.Message{Seq: m.Seq, Subject: m.Subject, Data: data, Delivered: 1, Pending: uint64(len(msgs) - s.next)})
+		var hdr nats.Header
+		if m.Header != nil {
+			hdr = nats.Header{}
+			for k, v := range m.Header {
+				hdr.Set(k, v)
+			}
+		}
+		handle(consumer.Message{Seq: m.Seq, Subject: m.Subject, Header: hdr, Data: data, Delivered: 1, Pending: uint64(len(msgs) - s.next)})
 	}
 	if s.next == len(msgs) {
 		return io.EOF

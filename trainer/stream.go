@@ -26,10 +26,16 @@ import (
 // from the streamed x_ref with the current weights, and every PublishEvery
 // steps the PDM weights are published through the registry.
 type StreamOptions struct {
-	JS           jetstream.JetStream
-	Consumer     consumer.Config
-	Registry     *registry.Registry // nil: weights are not published (bicubic runs)
-	PublishEvery int                // steps between weights publishes (default 50)
+	JS jetstream.JetStream
+	// Consumer configures the consumer; its Header is set from the
+	// trainer's config (the run's contract), whatever it holds.
+	Consumer consumer.Config
+	// Registry, when set, is the run's: the trainer publishes the run's
+	// contract there before it consumes anything (refusing to start when
+	// the run has another one), and the PDM weights every PublishEvery
+	// steps (pdm runs). nil for replays, which must touch neither.
+	Registry     *registry.Registry
+	PublishEvery int // steps between weights publishes (default 50)
 	Metrics      *metrics.Trainer
 	// OnTrained, when set, is called with the pairs of every SR step, for
 	// accounting in tests.
@@ -145,6 +151,17 @@ func (t *Trainer) startStream(ctx context.Context) error {
 	cfg := so.Consumer
 	cfg.Deterministic = true
 	cfg.PoolPairs = t.cfg.PoolPairs()
+	// What every message must be comes from this config, never from the
+	// stream: a first batch of another shape or degradation is refused
+	// like any other bad message instead of deciding what the run is.
+	contract := t.cfg.Contract(cfg.Run)
+	h := contract.Header()
+	cfg.Header = &h
+	if so.Registry != nil {
+		if err := so.Registry.PublishContract(ctx, contract); err != nil {
+			return fmt.Errorf("trainer: %w", err)
+		}
+	}
 	var c *consumer.Consumer
 	var err error
 	if so.OpenSource != nil {
@@ -179,31 +196,11 @@ func (t *Trainer) stopStream() {
 	}
 }
 
-// checkHeader checks that the stream's pairs fit this run's config.
-func (t *Trainer) checkHeader(h schema.Header) error {
-	c := t.cfg
-	if h.Scale != c.Scale() || h.HRH != c.HRCrop || h.HRW != c.HRCrop || h.LRH != c.LRCrop() || h.LRW != c.LRCrop() {
-		return fmt.Errorf("trainer: the stream's pairs are x%d, HR %dx%d, LR %dx%d; this config wants x%d, HR %d, LR %d",
-			h.Scale, h.HRH, h.HRW, h.LRH, h.LRW, c.Scale(), c.HRCrop, c.LRCrop())
-	}
-	return nil
-}
-
 // streamBatch takes a batch of pairs from the pool into hrBuf (x_ref) and
 // lrBuf (y_ref, quantised to 8 bits as the SR step consumes it).
 func (t *Trainer) streamBatch(ctx context.Context) ([]consumer.Entry, error) {
 	c := t.cfg
 	b, s, hs := c.Batch, c.HRCrop, c.LRCrop()
-	if !t.headerOK {
-		h, err := t.cons.WaitHeader(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if err := t.checkHeader(h); err != nil {
-			return nil, err
-		}
-		t.headerOK = true
-	}
 	entries, wait, err := t.cons.Take(ctx, b, t.stepRand(t.step^0x5e1ec7))
 	if err != nil {
 		return nil, err

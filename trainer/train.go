@@ -129,7 +129,6 @@ type Trainer struct {
 	consStop       context.CancelFunc
 	consDone       chan struct{}
 	streamRestored consumer.State
-	headerOK       bool
 	published      int // step of the last weights publish (-1: none yet)
 	// versionSteps is the step at which each weights version this run
 	// published was made: a streamed pair's age is the step it is trained

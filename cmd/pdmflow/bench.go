@@ -136,9 +136,9 @@ func medianRounds(rounds [][]benchRow) []benchRow {
 func cmdBench(ctx context.Context, e *env, args []string) error {
 	fs, c := newFlags(e, "bench", benchSynopsis)
 	workloads := fs.String("workloads", strings.Join(bench.Workloads, ","), "workloads to measure, comma-separated: w1 (producer: PDM forward), w2 (trainer: one joint step), w3 (pipeline: producer -> JetStream -> consumer)")
-	iters := fs.Int("iters", 5, fmt.Sprintf("timed runs per workload, after %d warm-up runs; the median is reported", benchWarmup))
-	rounds := fs.Int("rounds", 1, "repeat everything (each workload, then the reference) this many times and report each workload's median round: where the machine's speed drifts, a ratio is only meaningful within one round")
-	batch := fs.Int("batch", 32, "pairs per W1 batch, W2 step and W3 take (--quick: 2 unless given)")
+	iters := count(fs, "iters", 5, fmt.Sprintf("timed runs per workload, after %d warm-up runs; the median is reported", benchWarmup))
+	rounds := count(fs, "rounds", 1, "repeat everything (each workload, then the reference) this many times and report each workload's median round: where the machine's speed drifts, a ratio is only meaningful within one round")
+	batch := count(fs, "batch", 32, "pairs per W1 batch, W2 step and W3 take (--quick: 2 unless given)")
 	quick := fs.Bool("quick", false, "tiny shapes for smoke tests and CI (batch 2, HR 32, nf 8, nb 1); not comparable with the reference")
 	useTorch := fs.Bool("torch", true, "run the PyTorch reference for the Go/torch ratios (with --quick only when given, and without ratios)")
 	noTorch := fs.Bool("no-torch", false, "do not run the PyTorch reference")
@@ -148,7 +148,7 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 	device := fs.String("device", "cpu", "where w1 and w3's producer run: cpu (the CPU paths) or cuda:N (a GPU: w1 through its PDM sampler at several batches, w3 with a PDM producer on it; w2 has no GPU path; needs a binary built with CUDA, make build-cuda)")
 	precision := fs.String("precision", "fp32", "with --device cuda:N: the noise network's GPU arithmetic, fp32, tf32 or bf16 (the reference runs at the same)")
 	gpuBatches := fs.String("gpu-batches", "auto", "with --device cuda:N: w1's batch sizes, comma-separated, or auto: --batch, then doubling while pairs/s grow by at least 5%, up to --gpu-max-batch")
-	gpuMaxBatch := fs.Int("gpu-max-batch", 0, fmt.Sprintf("with --gpu-batches auto: the largest batch tried (default %d; --quick: 4x the batch)", bench.DefaultMaxBatch))
+	gpuMaxBatch := optCount(fs, "gpu-max-batch", 0, fmt.Sprintf("with --gpu-batches auto: the largest batch tried (default %d; --quick: 4x the batch)", bench.DefaultMaxBatch))
 	child := fs.String(benchChildFlag, "", "internal: measure this one workload and print its result as JSON")
 	hideFlags(fs, benchSynopsis, benchChildFlag)
 	if err := parse(fs, c, e, args); err != nil {

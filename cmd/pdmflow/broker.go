@@ -19,11 +19,17 @@ const (
 	envBrokerToken    = "PDMFLOW_BROKER_TOKEN"
 )
 
+// defaultBrokerAddr is where the broker listens unless --addr says
+// otherwise: this host only.
+const defaultBrokerAddr = "127.0.0.1:4222"
+
 func cmdBroker(ctx context.Context, e *env, args []string) error {
-	fs, c := newFlags(e, "broker", "broker --dir DIR [--addr HOST:PORT] [--monitor [HOST:]PORT] [--user U --password P | --token T | --nkeys KEYS] [--tls-cert F --tls-key F [--tls-ca F]] [--cluster-name N --cluster-addr HOST:PORT --routes URLS --name N]")
+	fs, c := newFlags(e, "broker", "broker --dir DIR [--addr HOST:PORT] [--monitor [HOST:]PORT] [--user U --password P | --token T | --nkeys KEYS | --auth FILE | --insecure] [--tls-cert F --tls-key F [--tls-ca F]] [--cluster-name N --cluster-addr HOST:PORT --routes URLS --name N]\n\n"+
+		"It listens on 127.0.0.1 unless --addr says otherwise, and on any other address only with client\n"+
+		"credentials (or --insecure).")
 	o := broker.Options{}
 	fs.StringVar(&o.Dir, "dir", "", "JetStream store directory (created if missing; keep it across restarts)")
-	addr := fs.String("addr", "0.0.0.0:4222", "client listen address HOST:PORT (port 0: any free port)")
+	addr := fs.String("addr", defaultBrokerAddr, "client listen address HOST:PORT (port 0: any free port)")
 	monitor := fs.String("monitor", "", "HTTP monitoring (/healthz, /varz, /jsz) on PORT or HOST:PORT; off when empty")
 	maxPayload := byteSize(broker.DefaultMaxPayload)
 	fs.Var(&maxPayload, "max-payload", "largest message in bytes (suffixes KiB, MiB, GiB allowed)")
@@ -41,6 +47,8 @@ func cmdBroker(ctx context.Context, e *env, args []string) error {
 	clusterAddr := fs.String("cluster-addr", "", "route listen address HOST:PORT for the other nodes (enables clustering)")
 	routes := fs.String("routes", "", "comma-separated route URLs of all nodes, this one included (nats-route://host:port)")
 	fs.StringVar(&o.ServerName, "name", "", "server name; required in a cluster, unique and the same across restarts")
+	fs.StringVar(&o.AuthFile, "auth", "", "nats-server config file with an authorization block: users with their passwords ($VAR from the environment) and permissions (deploy/compose/nats/permissions.conf)")
+	insecure := fs.Bool("insecure", false, "allow clients without credentials on a non-loopback --addr (anyone who reaches the port can read and write every stream)")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
@@ -96,8 +104,16 @@ func cmdBroker(ctx context.Context, e *env, args []string) error {
 		methods++
 		auth = "nkeys"
 	}
+	if o.AuthFile != "" {
+		methods++
+		auth = "users of " + o.AuthFile
+	}
 	if methods > 1 {
-		return fmt.Errorf("%w: give one of --user/--password, --token or --nkeys (%s and %s count too)", errUsage, envBrokerPassword, envBrokerToken)
+		return fmt.Errorf("%w: give one of --user/--password, --token, --nkeys or --auth (%s and %s count too)", errUsage, envBrokerPassword, envBrokerToken)
+	}
+	if methods == 0 && !isLoopback(o.Host) && !*insecure {
+		return fmt.Errorf("%w: --addr %s is reachable from other hosts and clients would need no credentials: give --user (password in %s), --token, --nkeys or --auth, or --insecure to run without",
+			errUsage, *addr, envBrokerPassword)
 	}
 	if (o.CertFile == "") != (o.KeyFile == "") {
 		return fmt.Errorf("%w: --tls-cert and --tls-key go together", errUsage)

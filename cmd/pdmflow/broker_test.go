@@ -124,3 +124,53 @@ func TestByteSize(t *testing.T) {
 		t.Error("bad sizes accepted")
 	}
 }
+
+// TestBrokerSecureByDefault: without --addr the broker listens on the
+// loopback interface only; on any other address it refuses to run without
+// client authentication unless --insecure says so.
+func TestBrokerSecureByDefault(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.10:0"} {
+		var stdout, stderr syncbuf.Buffer
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second) // a broker that starts runs until then
+		code := run(ctx, []string{"broker", "--dir", t.TempDir(), "--addr", addr}, &stdout, &stderr)
+		cancel()
+		if code != exitUsage || !strings.Contains(stderr.String(), "--insecure") || !strings.Contains(stderr.String(), "--user") {
+			t.Errorf("--addr %s without auth: exit %d, want %d and a message naming --insecure and the auth flags:\n%s", addr, code, exitUsage, stderr.String())
+		}
+	}
+	start := func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		var stdout, stderr syncbuf.Buffer
+		done := make(chan int, 1)
+		go func() { done <- run(ctx, append([]string{"broker", "--dir", t.TempDir()}, args...), &stdout, &stderr) }()
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(stderr.String(), "broker ready") {
+			select {
+			case code := <-done:
+				t.Fatalf("%q exited with %d:\n%s", args, code, stderr.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%q: not ready:\n%s", args, stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+		<-done
+		return stderr.String()
+	}
+	// The default address is loopback (port 4222 may be taken here: the
+	// listen address is what matters, so a free port is given alone).
+	if logs := start("--addr", "127.0.0.1:0"); !strings.Contains(logs, "listen=127.0.0.1:") {
+		t.Errorf("no loopback listen address in:\n%s", logs)
+	}
+	if got := defaultBrokerAddr; !strings.HasPrefix(got, "127.0.0.1:") {
+		t.Errorf("the default --addr is %s, want the loopback interface", got)
+	}
+	logs := start("--addr", "0.0.0.0:0", "--insecure")
+	if !strings.Contains(logs, "listen=0.0.0.0:") || !strings.Contains(logs, "no credentials") {
+		t.Errorf("--insecure on every interface: no warning in:\n%s", logs)
+	}
+}

@@ -59,7 +59,7 @@ func TestEvalOutput(t *testing.T) {
 	}{
 		{[]string{"eval", "--sr", sr}, "--gt is required"},
 		{[]string{"eval", "--sr", sr, "--gt", gt, "--shift-patch", "60"}, "--shift-patch needs --shift"},
-		{[]string{"eval", "--sr", sr, "--gt", gt, "--shift", "-1"}, "must not be negative"},
+		{[]string{"eval", "--sr", sr, "--gt", gt, "--shift", "-1"}, "must be at least 0"},
 		{[]string{"niqe-fit", "--pristine", sr}, "--out is required"},
 		{[]string{"import", "--in", "x.pth", "--kind", "disc", "--out", "y"}, "--stride 1 or 2"},
 		{[]string{"import", "--in", "x.pth", "--kind", "vgg", "--out", "y"}, `--kind "vgg"`},

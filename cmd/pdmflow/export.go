@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pdmflow/pdmflow/archive"
+	"github.com/pdmflow/pdmflow/consumer"
 	"github.com/pdmflow/pdmflow/internal/progress"
 	"github.com/pdmflow/pdmflow/registry"
 	"github.com/pdmflow/pdmflow/store"
@@ -86,13 +87,9 @@ func cmdExport(ctx context.Context, e *env, args []string) error {
 	if !o.Since.IsZero() && !o.Until.IsZero() && o.Until.Before(o.Since) {
 		return fmt.Errorf("%w: --until is before --since", errUsage)
 	}
+	conn.stream.Run = *run
 	if err := conn.resolve(); err != nil {
 		return err
-	}
-	o.Stream = conn.stream.Name
-	o.Filter = conn.stream.Subject + ".>"
-	if *run != "" {
-		o.Filter = conn.stream.Subject + "." + *run + ".>"
 	}
 	o.Log = e.log
 
@@ -109,6 +106,7 @@ func cmdExport(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeConn()
+	o.Stream, o.Filter = conn.stream.Name, conn.stream.Subjects()
 
 	meter := &progress.Meter{Out: e.progress, Unit: "messages"}
 	meter.Start(0)
@@ -161,14 +159,15 @@ func exportDial(ctx context.Context, e *env, conn *connection, name string) (jet
 		nc.Close()
 		return nil, nil, nil, err
 	}
-	st, err := js.Stream(ctx, conn.stream.Name)
+	st, err := consumer.OpenStream(ctx, js, conn.stream)
 	if err != nil {
 		nc.Close()
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil, nil, nil, fmt.Errorf("stream %s does not exist on %s (see --stream)", conn.stream.Name, conn.nats.Redacted())
+			return nil, nil, nil, fmt.Errorf("stream %s does not exist on %s, and no stream holds %s (see --stream and --run)", conn.stream.Name, conn.nats.Redacted(), conn.stream.Subjects())
 		}
-		return nil, nil, nil, fmt.Errorf("stream %s: %w", conn.stream.Name, err)
+		return nil, nil, nil, err
 	}
+	conn.useStream(e, st)
 	return js, st, func() { _ = nc.Drain() }, nil
 }
 

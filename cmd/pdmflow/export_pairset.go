@@ -81,6 +81,7 @@ func exportPairset(ctx context.Context, e *env, conn *connection, format string,
 			return err
 		}
 		defer closeConn()
+		o.Stream, o.Filter = conn.stream.Name, conn.stream.Subjects()
 		po.Source = fmt.Sprintf("stream %s, subjects %s", o.Stream, o.Filter)
 		w, err := newPairsetWriter(ctx, format, dst, po)
 		if err != nil {

@@ -156,7 +156,7 @@ func TestExportCommand(t *testing.T) {
 		t.Fatalf("export: exit %d\n%s", code, stderr)
 	}
 	wantOutput(t, "export summary", stdout,
-		"archive file://"+out, "pdmflow-archive/1", "subjects pdmflow.pairs.r1.>",
+		"archive file://"+out, "pdmflow-archive/1", "subjects pdmflow.pairs.r1.*",
 		"messages  4 (1 undecodable), 9 pairs",
 		"seq       "+strconv.FormatUint(f.seqs[0], 10)+".."+strconv.FormatUint(f.seqs[4], 10),
 		"pdm, scale 4, x_ref 3x16x16 uint8, y_ref 3x4x4 float32, kernel 5x5",
@@ -253,7 +253,7 @@ func TestExportDatasets(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("export --format parquet: exit %d\n%s", code, stderr)
 	}
-	wantOutput(t, "parquet summary", stdout, "pairset file://"+pq+" (pdmflow-parquet/1)", "source    stream PDMFLOW_PAIRS, subjects pdmflow.pairs.r1.>",
+	wantOutput(t, "parquet summary", stdout, "pairset file://"+pq+" (pdmflow-parquet/1)", "source    stream PDMFLOW_PAIRS, subjects pdmflow.pairs.r1.*",
 		"pairs     6 from 3 messages", "3 duplicates skipped", "shape     pdm x4, HR 16x16, LR 4x4, kernel 5: 6 pairs", "files     2 data files",
 		"undecodable seq "+strconv.FormatUint(f.seqs[3], 10))
 	var ids []string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,9 +20,10 @@ import (
 // the trainer's --metrics-addr, or an S3 server's liveness URL.
 func cmdHealth(ctx context.Context, e *env, args []string) error {
 	fs, c := newFlags(e, "health", "health [--timeout D] [--wait D] [--ca FILE] [--quiet] URL...")
-	timeout := fs.Duration("timeout", 5*time.Second, "time limit of one request")
-	wait := fs.Duration("wait", 0, "keep trying until every URL answers 2xx or this much time has passed (0: one try)")
-	interval := fs.Duration("interval", time.Second, "pause between tries with --wait")
+	var timeout, wait, interval time.Duration
+	durationVar(fs, &timeout, "timeout", 5*time.Second, false, "time limit of one request")
+	durationVar(fs, &wait, "wait", 0, true, "keep trying until every URL answers 2xx or this much time has passed (0: one try)")
+	durationVar(fs, &interval, "interval", time.Second, false, "pause between tries with --wait")
 	caFile := fs.String("ca", "", "PEM file of a private CA for https:// URLs")
 	quiet := fs.Bool("quiet", false, "print nothing when healthy")
 	// The URLs follow the flags: parse the flags alone with the common
@@ -42,10 +44,10 @@ func cmdHealth(ctx context.Context, e *env, args []string) error {
 	for _, u := range urls {
 		p, err := url.Parse(u)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			return fmt.Errorf("%w: %q is not an http:// or https:// URL", errUsage, u)
+			return fmt.Errorf("%w: %q is not an http:// or https:// URL", errUsage, redactedURL(u))
 		}
 	}
-	if *timeout <= 0 || *interval <= 0 || *wait < 0 {
+	if timeout <= 0 || interval <= 0 || wait < 0 {
 		return fmt.Errorf("%w: --timeout and --interval must be positive, --wait not negative", errUsage)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -61,10 +63,10 @@ func cmdHealth(ctx context.Context, e *env, args []string) error {
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	client := &http.Client{Transport: tr, Timeout: *timeout}
+	client := &http.Client{Transport: tr, Timeout: timeout}
 	defer tr.CloseIdleConnections()
 
-	deadline := time.Now().Add(*wait)
+	deadline := time.Now().Add(wait)
 	pending := urls
 	for {
 		var failed []string
@@ -76,13 +78,13 @@ func cmdHealth(ctx context.Context, e *env, args []string) error {
 				continue
 			}
 			if !*quiet {
-				fmt.Fprintf(e.stdout, "ok %s %s\n", u, status)
+				fmt.Fprintf(e.stdout, "ok %s %s\n", redactedURL(u), status)
 			}
 		}
 		if len(failed) == 0 {
 			return nil
 		}
-		if *wait == 0 || !time.Now().Add(*interval).Before(deadline) {
+		if wait == 0 || !time.Now().Add(interval).Before(deadline) {
 			if len(failed) > 1 {
 				return fmt.Errorf("%d of %d URLs unhealthy, last: %w", len(failed), len(urls), lastErr)
 			}
@@ -91,7 +93,7 @@ func cmdHealth(ctx context.Context, e *env, args []string) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(*interval):
+		case <-time.After(interval):
 		}
 		pending = failed
 	}
@@ -105,12 +107,27 @@ func probe(ctx context.Context, client *http.Client, u string) (string, error) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("unhealthy: %w", err)
+		// url.Error repeats the URL, user name (or token) included.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", fmt.Errorf("unhealthy: %s: %w", redactedURL(u), err)
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return "", fmt.Errorf("unhealthy: %s answered %s: %.200q", u, resp.Status, body)
+		return "", fmt.Errorf("unhealthy: %s answered %s: %.200q", redactedURL(u), resp.Status, body)
 	}
 	return resp.Status, nil
+}
+
+// redactedURL is u with any user name and password replaced by xxxxx.
+func redactedURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		return u
+	}
+	p.User = url.User("xxxxx")
+	return p.String()
 }

@@ -80,9 +80,10 @@ func cmdInspect(ctx context.Context, e *env, args []string) error {
 	fs.Uint64Var(&o.seq, "seq", 0, "stream sequence of a message to show a row of")
 	fs.StringVar(&o.index, "index", "", `row of the --seq message, or "all" (default 0)`)
 	fs.StringVar(&o.png, "png", "", "with a sample: write its x_ref, y_ref and kernel as PNGs into this directory")
-	fs.IntVar(&o.zoom, "zoom", 8, "magnification of the kernel PNG")
+	countVar(fs, &o.zoom, "zoom", 8, "magnification of the kernel PNG (at most 64)")
 	fs.BoolVar(&o.json, "json", false, "stream or archive summary as JSON")
 	fs.BoolVar(&o.verify, "verify", false, "with --archive and no sample: read every message and check its size and SHA-256")
+	fs.StringVar(&conn.stream.Run, "run", "", "the run whose stream to read (default: the run of the first --sample, else the stream of every run)")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
@@ -106,6 +107,11 @@ func cmdInspect(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("%w: --index %q: want a row number or \"all\"", errUsage, o.index)
 		}
 		rows = []int{i}
+	}
+	if conn.stream.Run == "" && len(o.samples) > 0 {
+		if id, err := schema.ParseSampleID(o.samples[0]); err == nil {
+			conn.stream.Run = id.Run
+		}
 	}
 	if err := conn.resolve(); err != nil {
 		return err

@@ -21,7 +21,9 @@ func cmdDegrade(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.In, "in", "", "directory of HR images")
 	fs.StringVar(&o.Out, "out", "", "directory for the LR images and degradations.json")
 	seed := fs.Uint64("seed", 0, "random seed; the same seed, weights and images give the same output")
-	fs.IntVar(&o.PerImage, "per-image", 1, "degradations drawn per image")
+	countVar(fs, &o.PerImage, "per-image", 1, "degradations drawn per image")
+	optCountVar(fs, &o.Tile, "tile", 0, "degrade in tiles of this many LR pixels a side (default 128; the result does not depend on it, memory does)")
+	fs.BoolVar(&o.Replace, "replace", false, "if --out has files in it, replace it as a whole (without: only a missing or empty --out is used)")
 	fs.BoolVar(&o.Kernels, "kernels", false, "also write each degradation's blur kernel as a PNG")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
@@ -43,10 +45,11 @@ func cmdSR(ctx context.Context, e *env, args []string) error {
 	o := jobs.SROptions{Progress: e.progress}
 	fs.StringVar(&o.Weights, "weights", "", "SR weights (sr.safetensors from a training run)")
 	fs.BoolVar(&o.Bicubic, "bicubic", false, "bicubic upsampling instead of a network")
-	fs.IntVar(&o.Scale, "scale", 4, "upsampling factor with --bicubic")
+	countVar(fs, &o.Scale, "scale", 4, "upsampling factor with --bicubic")
 	fs.StringVar(&o.In, "in", "", "directory of LR images")
 	fs.StringVar(&o.Out, "out", "", "directory for the SR images")
-	fs.IntVar(&o.Tile, "tile", 128, "process images larger than this many LR pixels per side in tiles (same result, bounded memory; 0: never)")
+	natVar(fs, &o.Tile, "tile", 128, "process images larger than this many LR pixels per side in tiles (same result, bounded memory; 0: never)")
+	fs.BoolVar(&o.Replace, "replace", false, "if --out has files in it, replace it as a whole (without: only a missing or empty --out is used)")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
@@ -65,10 +68,10 @@ func cmdEval(ctx context.Context, e *env, args []string) error {
 	o := jobs.EvalOptions{}
 	fs.StringVar(&o.SR, "sr", "", "directory of SR images")
 	fs.StringVar(&o.GT, "gt", "", "directory of ground-truth HR images (same base names); may be left out with --niqe alone")
-	fs.IntVar(&o.Border, "border", 4, "pixels cropped from every side before measuring (the scale, as the PDM evaluation)")
+	natVar(fs, &o.Border, "border", 4, "pixels cropped from every side before measuring (the scale, as the PDM evaluation)")
 	fs.BoolVar(&o.Y, "y-channel", false, "PSNR and SSIM on the ITU-R BT.601 Y channel (16 + (65.481 R + 128.553 G + 24.966 B)/255) instead of RGB")
-	fs.IntVar(&o.Shift, "shift", 0, "maximise PSNR and SSIM over shifts of the ground truth within +-N pixels (the NTIRE 2018 scorer: --shift 40 --shift-patch 60 --border 10)")
-	fs.IntVar(&o.ShiftPatch, "shift-patch", 0, "with --shift: compare the centre P x P patch of the ground truth at each shift (0: the whole cropped image)")
+	natVar(fs, &o.Shift, "shift", 0, "maximise PSNR and SSIM over shifts of the ground truth within +-N pixels (the NTIRE 2018 scorer: --shift 40 --shift-patch 60 --border 10)")
+	natVar(fs, &o.ShiftPatch, "shift-patch", 0, "with --shift: compare the centre P x P patch of the ground truth at each shift (0: the whole cropped image)")
 	lp := fs.String("lpips", "", "LPIPS (AlexNet, v0.1) from these comma-separated weights files: torchvision's AlexNet and lpips' alex.pth (.pth or safetensors), or one file from pdmflow import --kind lpips")
 	fs.StringVar(&o.NIQE, "niqe", "", "NIQE against this pristine model (JSON: pdmflow niqe-fit, or scripts/niqe-model.py from the NIQE release's modelparameters.mat)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
@@ -310,12 +313,12 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.Out, "out", "out/demo", "output directory (a finished stage is not redone)")
 	preset := fs.String("preset", "cpu-small", "built-in config")
 	config := fs.String("config", "", "YAML config file (overrides --preset)")
-	steps := fs.Int("steps", 0, "training steps of each run (overrides the config)")
+	steps := optCount(fs, "steps", 0, "training steps of each run (overrides the config; 0: the config's)")
 	fs.StringVar(&o.HR, "hr", "", "own data: HR images to degrade")
 	fs.StringVar(&o.LR, "lr", "", "own data: real LR images")
 	fs.StringVar(&o.ValHR, "val-hr", "", "own data: validation ground truth")
 	fs.StringVar(&o.ValLR, "val-lr", "", "own data: validation LR images (same base names as --val-hr)")
-	fs.IntVar(&o.Producers, "producers", 2, "producers in this process, feeding the trainer through the embedded JetStream server")
+	countVar(fs, &o.Producers, "producers", 2, "producers in this process, feeding the trainer through the embedded JetStream server")
 	fs.StringVar(&o.Dist, "dist", "default", "the demo data's degradation distribution (pdmflow synth --list); with it the demo also trains an oracle SR and compares the learned distribution with the truth")
 	seed := fs.Int64("seed", -1, "training seed (default: the config's); the demo data stay the same")
 	fs.BoolVar(&o.CompareDirect, "compare-direct", false, "also train PDM-SR in a single process, without the stream, and score it beside the streamed run")

@@ -26,8 +26,10 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pdmflow/pdmflow/internal/progress"
 	"github.com/pdmflow/pdmflow/kernels"
@@ -126,7 +128,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	e := &env{stdout: stdout, stderr: stderr, log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		progress: progress.NewWriter(stderr)}
-	err := c.run(ctx, e, args[1:])
+	err := runCommand(ctx, c, e, args[1:])
 	if e.stopProfile != nil {
 		e.stopProfile()
 	}
@@ -147,6 +149,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// runCommand runs a command, turning a panic (a bug: input from disk or
+// the network must give errors) into an error of one line, so that no
+// stack trace reaches the user.
+func runCommand(ctx context.Context, c command, e *env, args []string) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("internal error (a bug; please report it with the command line): %s", strings.ReplaceAll(fmt.Sprint(p), "\n", " "))
+		}
+	}()
+	return c.run(ctx, e, args)
+}
+
 // flags starts a command's flag set with the options every command has.
 type common struct {
 	threads    int
@@ -159,7 +173,7 @@ func newFlags(e *env, name, synopsis string) (*flag.FlagSet, *common) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	c := &common{}
-	fs.IntVar(&c.threads, "threads", runtime.GOMAXPROCS(0), "compute threads")
+	countVar(fs, &c.threads, "threads", runtime.GOMAXPROCS(0), "compute threads")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&c.logJSON, "log-json", false, "log as JSON lines instead of text")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
@@ -172,11 +186,21 @@ func newFlags(e *env, name, synopsis string) (*flag.FlagSet, *common) {
 
 // parse parses args and applies the common options.
 func parse(fs *flag.FlagSet, c *common, e *env, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	// The flag package prints the whole usage with every error; a bad
+	// value gets one line instead (run prints it), --help the usage.
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
 			return err
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		// The flag package names flags "-name"; the help says "--name".
+		msg := strings.Replace(err.Error(), " for flag -", " for --", 1)
+		msg = strings.Replace(msg, "not defined: -", "not defined: --", 1)
+		return fmt.Errorf("%w: %s (see pdmflow %s --help)", errUsage, msg, fs.Name())
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, strings.Join(fs.Args(), " "))
@@ -232,4 +256,139 @@ func cmdVersion(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "pdmflow %s (%s, gemm kernel %s)\n", version, runtime.Version(), kernels.GemmKernel())
 	return nil
+}
+
+// Number flags that refuse what makes no sense, at parse time, with a
+// message naming the flag (the flag package adds it): a count or size of
+// zero or less, a negative border, interval or seed.
+
+// intFlag is an int flag of at least min; with zeroOK, 0 is allowed too
+// and means the default the usage names.
+type intFlag struct {
+	p      *int
+	min    int
+	zeroOK bool
+}
+
+func (f intFlag) String() string {
+	if f.p == nil {
+		return "0"
+	}
+	return strconv.Itoa(*f.p)
+}
+
+func (f intFlag) Set(s string) error {
+	v, err := strconv.ParseInt(strings.TrimSpace(s), 10, strconv.IntSize)
+	if err != nil {
+		return errors.New("want an integer")
+	}
+	switch {
+	case v == 0 && f.zeroOK:
+	case v < int64(f.min) && f.zeroOK:
+		return fmt.Errorf("must be 0 (the default) or at least %d", f.min)
+	case v < int64(f.min):
+		return fmt.Errorf("must be at least %d", f.min)
+	}
+	*f.p = int(v)
+	return nil
+}
+
+// countVar defines an int flag of at least 1.
+func countVar(fs *flag.FlagSet, p *int, name string, def int, usage string) {
+	*p = def
+	fs.Var(intFlag{p: p, min: 1}, name, usage)
+}
+
+// optCountVar defines an int flag of at least 1, or 0 for the default.
+func optCountVar(fs *flag.FlagSet, p *int, name string, def int, usage string) {
+	*p = def
+	fs.Var(intFlag{p: p, min: 1, zeroOK: true}, name, usage)
+}
+
+// natVar defines an int flag of at least 0.
+func natVar(fs *flag.FlagSet, p *int, name string, def int, usage string) {
+	*p = def
+	fs.Var(intFlag{p: p, min: 0}, name, usage)
+}
+
+func count(fs *flag.FlagSet, name string, def int, usage string) *int {
+	p := new(int)
+	countVar(fs, p, name, def, usage)
+	return p
+}
+
+func optCount(fs *flag.FlagSet, name string, def int, usage string) *int {
+	p := new(int)
+	optCountVar(fs, p, name, def, usage)
+	return p
+}
+
+func nat(fs *flag.FlagSet, name string, def int, usage string) *int {
+	p := new(int)
+	natVar(fs, p, name, def, usage)
+	return p
+}
+
+// durationFlag is a duration flag of at least min (0 always allowed with
+// zeroOK).
+type durationFlag struct {
+	p      *time.Duration
+	min    time.Duration
+	zeroOK bool
+}
+
+func (f durationFlag) String() string {
+	if f.p == nil {
+		return "0s"
+	}
+	return f.p.String()
+}
+
+func (f durationFlag) Set(s string) error {
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return errors.New("want a duration such as 500ms, 30s or 2m")
+	}
+	switch {
+	case v == 0 && f.zeroOK:
+	case v < f.min:
+		return fmt.Errorf("must be at least %s", f.min)
+	}
+	*f.p = v
+	return nil
+}
+
+// durationVar defines a duration flag that must be positive, or (zeroOK)
+// zero for the default.
+func durationVar(fs *flag.FlagSet, p *time.Duration, name string, def time.Duration, zeroOK bool, usage string) {
+	*p = def
+	fs.Var(durationFlag{p: p, min: time.Nanosecond, zeroOK: zeroOK}, name, usage)
+}
+
+// seedFlag is a seed: any number from 0 up; its unset value (-1) means
+// "the config's".
+type seedFlag struct{ p *int64 }
+
+func (f seedFlag) String() string {
+	if f.p == nil || *f.p < 0 {
+		return ""
+	}
+	return strconv.FormatInt(*f.p, 10)
+}
+
+func (f seedFlag) Set(s string) error {
+	v, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || v < 0 {
+		return errors.New("want a number from 0 to 9223372036854775807")
+	}
+	*f.p = v
+	return nil
+}
+
+// seed defines a --seed flag (-1 when not given).
+func seed(fs *flag.FlagSet, usage string) *int64 {
+	p := new(int64)
+	*p = -1
+	fs.Var(seedFlag{p}, "seed", usage)
+	return p
 }

@@ -24,7 +24,7 @@ func cmdReplay(ctx context.Context, e *env, args []string) error {
 	config := fs.String("config", "", "the original run's config (its OUT/config.yaml): it holds the seed and the pool size the replay must share")
 	lr := fs.String("lr", "", "directory of real low-resolution images (the original run's --lr)")
 	out := fs.String("out", "", "output directory of the replay (it resumes from its own checkpoint)")
-	steps := fs.Int("steps", 0, "number of steps (default: the config's)")
+	steps := optCount(fs, "steps", 0, "number of steps (default: the config's)")
 	initSR := fs.String("init-sr", "", "the original run's --init-sr (a replay must start from the same SR weights; run.json records them)")
 	vgg := fs.String("vgg", "", "the original run's --vgg, for a PDM-SRGAN config whose file does not name its VGG19 weights")
 	compare := fs.String("compare", "", "the original run's output directory: after the replay, compare losses and weights bit for bit (exit status 1 if they differ)")
@@ -58,6 +58,7 @@ func cmdReplay(ctx context.Context, e *env, args []string) error {
 	if cfg.TrainsPDM() && *lr == "" {
 		return fmt.Errorf("%w: --lr is required: the original run learned a degradation from real LR images", errUsage)
 	}
+	conn.stream.Run = *run
 	if err := conn.resolve(); err != nil {
 		return err
 	}
@@ -77,18 +78,22 @@ func cmdReplay(ctx context.Context, e *env, args []string) error {
 		so.OpenSource = func(_ context.Context, after uint64) (consumer.Source, error) {
 			return trainer.ArchiveSource(r, after), nil
 		}
+		if len(m.Runs) == 1 {
+			so.Consumer.Run = m.Runs[0] // every message must be of the run, as the trainer had it
+		}
 	} else {
 		if err := registry.ValidRunID(*run); err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
 		}
-		js, closeConn, err := conn.dial(ctx, e, "pdmflow-replay-"+*run)
+		// A replay reads the stream; it creates nothing.
+		js, _, closeConn, err := exportDial(ctx, e, &conn, "pdmflow-replay-"+*run)
 		if err != nil {
 			return err
 		}
 		defer closeConn()
 		so.JS = js
 		so.Consumer = consumer.Config{
-			Stream: conn.stream.Name, Durable: "replay-" + *run,
+			Stream: conn.stream.Name, Durable: "replay-" + *run, Run: *run,
 			Subject:  producer.SubjectFor(conn.stream.Subject, *run, "*"),
 			StartSeq: *fromSeq, StartTime: start,
 		}

@@ -44,9 +44,12 @@ func (c *connection) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.s3.Region, "s3-region", "", "S3 region (env PDMFLOW_S3_REGION, AWS_REGION or AWS_DEFAULT_REGION; on AWS default: the bucket's)")
 	fs.BoolVar(&c.s3.Insecure, "s3-insecure", false, "plain http to S3 (env PDMFLOW_S3_INSECURE=1)")
 	fs.StringVar(&c.s3.CAFile, "s3-ca", "", "PEM file of a private CA for S3 (env PDMFLOW_S3_CA_FILE)")
-	fs.StringVar(&c.stream.Name, "stream", "", "JetStream stream name (default PDMFLOW_PAIRS)")
+	fs.StringVar(&c.stream.Name, "stream", "", "JetStream stream name (default PDMFLOW_PAIRS_RUN: each run its own; an existing stream of every run, PDMFLOW_PAIRS, is found by subject)")
 	fs.StringVar(&c.stream.Subject, "subject", "", "subject prefix of the pair stream (default pdmflow.pairs)")
-	fs.IntVar(&c.stream.Replicas, "replicas", 0, "replicas of the stream and of the weights KV bucket (3 on a 3-node cluster; default 1)")
+	c.stream.MaxBytes = 0
+	fs.Var((*byteSize)(&c.stream.MaxBytes), "stream-max-bytes", "retention of a stream this command creates, in bytes (KiB, MiB, GiB suffixes; default 8GiB): the oldest messages go first")
+	durationVar(fs, &c.stream.MaxAge, "stream-max-age", 0, true, "retention of a stream this command creates, in time (default none)")
+	optCountVar(fs, &c.stream.Replicas, "replicas", 0, "replicas of the stream and of the weights KV bucket (3 on a 3-node cluster; default 1)")
 	fs.StringVar(&c.file, "connect", "", "YAML file with nats: and s3: settings (lowest precedence after env vars)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. :9090")
 }
@@ -114,6 +117,9 @@ func (c *connection) resolve() error {
 		fill(&c.s3.CAFile, s.CA)
 		c.s3.Insecure = c.s3.Insecure || s.Insecure
 	}
+	if c.stream.MaxBytes < 0 || c.stream.MaxAge < 0 {
+		return fmt.Errorf("%w: --stream-max-bytes and --stream-max-age must be positive", errUsage)
+	}
 	c.stream.Defaults()
 	nc, err := c.nats.FromContext()
 	if err != nil {
@@ -141,11 +147,24 @@ func (c *connection) dial(ctx context.Context, e *env, name string) (jetstream.J
 		nc.Close()
 		return nil, nil, err
 	}
-	if _, err := consumer.EnsureStream(ctx, js, c.stream); err != nil {
+	st, err := consumer.EnsureStream(ctx, js, c.stream)
+	if err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
+	c.useStream(e, st)
 	return js, func() { _ = nc.Drain() }, nil
+}
+
+// useStream makes st the stream the command works with (the run's own,
+// or a stream of every run made by an earlier pdmflow, which it says).
+func (c *connection) useStream(e *env, st jetstream.Stream) {
+	info := st.CachedInfo().Config
+	c.stream.Name = info.Name
+	if c.stream.Run != "" && (len(info.Subjects) != 1 || info.Subjects[0] != c.stream.Subjects()) {
+		e.log.Warn("this run's messages are in a stream shared with other runs: their producers can push this run's unread messages out of its retention; give each run its own stream (docs/operations.md)",
+			"stream", info.Name, "subjects", strings.Join(info.Subjects, ","))
+	}
 }
 
 func cmdProduce(ctx context.Context, e *env, args []string) error {
@@ -161,13 +180,13 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 	preset := fs.String("preset", "cpu-small", "config the trainer uses (HR crop size, scale, seed)")
 	config := fs.String("config", "", "YAML config file (overrides --preset)")
 	fs.StringVar(&pc.Degradation, "degradation", "", "pdm (the trainer's current weights), bicubic or gaussian (default: the config's)")
-	fs.IntVar(&pc.HRSize, "hr-size", 0, "HR crop side (default: the config's hr_crop)")
-	seed := fs.Int64("seed", -1, "run seed (default: the config's)")
-	fs.IntVar(&pc.BatchPairs, "batch-pairs", 0, "pairs per message (default: about 2 MiB per message)")
-	fs.IntVar(&pc.LagBudget, "lag-budget", 0, "pause while the trainer has more than this many messages pending (default: the config's lag_budget, else 16)")
+	optCountVar(fs, &pc.HRSize, "hr-size", 0, "HR crop side (default: the config's hr_crop)")
+	seed := seed(fs, "run seed (default: the config's)")
+	optCountVar(fs, &pc.BatchPairs, "batch-pairs", 0, "pairs per message (default: about 2 MiB per message)")
+	optCountVar(fs, &pc.LagBudget, "lag-budget", 0, "pause while the trainer has more than this many messages pending (default: the config's lag_budget, else 16)")
 	fs.StringVar(&pc.Consumer, "consumer", "", "the trainer's durable consumer to watch for lag (default trainer-RUN)")
-	fs.IntVar(&pc.MaxBatches, "batches", 0, "stop after this many batches (default: until interrupted)")
-	fs.DurationVar(&pc.AckTimeout, "ack-timeout", 0, "publish a batch again (same message id) when JetStream has not acked it after this long (default 15s)")
+	optCountVar(fs, &pc.MaxBatches, "batches", 0, "stop after this many batches (default: until interrupted)")
+	durationVar(fs, &pc.AckTimeout, "ack-timeout", 0, true, "publish a batch again (same message id) when JetStream has not acked it after this long (default 15s)")
 	fs.StringVar(&pc.Compression, "compression", "", "Arrow IPC compression: lz4 or zstd (default none)")
 	device := fs.String("device", envOr(envDevice, "auto"), "where to degrade: cpu, cuda:N, cuda:all (one generator per GPU, ids ID-cudaN) or auto (every GPU if this binary has CUDA and sees one, else the CPU) [$"+envDevice+"]")
 	precision := fs.String("precision", envOr(envPrecision, "fp32"), "GPU precision of the noise network's convolutions: fp32, tf32 or bf16 [$"+envPrecision+"]")
@@ -178,6 +197,7 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 	if err := required(map[string]string{"run": pc.Run, "hr": *hr}); err != nil {
 		return err
 	}
+	conn.stream.Run = pc.Run
 	prec, err := gpu.ParsePrecision(*precision)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -212,7 +232,7 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 		pc.Seed = uint64(*seed)
 	}
 	pc.Scale = cfg.Scale()
-	pc.Stream, pc.Subject = conn.stream.Name, conn.stream.Subject
+	pc.PDM = &cfg.PDM
 	if pc.Consumer == "" {
 		pc.Consumer = "trainer-" + pc.Run
 	}
@@ -228,16 +248,19 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeConn()
-	var reg *registry.Registry
+	pc.Stream, pc.Subject = conn.stream.Name, conn.stream.Subject
+	// The registry holds the run's contract, which every producer checks,
+	// and (pdm) the weights pointer; the weights are in the store.
+	var st *store.Bucket
 	if pc.Degradation == producer.DegradePDM {
-		st, err := store.Open(ctx, *storeURL, conn.s3)
-		if err != nil {
+		if st, err = store.Open(ctx, *storeURL, conn.s3); err != nil {
 			return err
 		}
 		defer st.Close()
-		if reg, err = registry.OpenReplicas(ctx, js, st, pc.Run, e.log, conn.stream.Replicas); err != nil {
-			return err
-		}
+	}
+	reg, err := registry.OpenReplicas(ctx, js, st, pc.Run, e.log, conn.stream.Replicas)
+	if err != nil {
+		return err
 	}
 	promReg := metrics.NewRegistry()
 	if _, err := metrics.Serve(ctx, conn.metricsAddr, promReg, e.log); err != nil {

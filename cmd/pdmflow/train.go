@@ -22,8 +22,9 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 	conn.addFlags(fs)
 	source := fs.String("source", "", "train on the pair stream of this NATS server (nats://host:port; same as --nats-url) instead of --hr")
 	run := fs.String("run", "", "with --source: run id the producers publish under")
-	storeURL := fs.String("store", "", "with --source: blob store for the PDM weights (file://DIR or s3://bucket/prefix)")
-	publishEvery := fs.Int("publish-every", 0, "with --source: steps between PDM weights publishes (default: the config's publish_every, else 50)")
+	storeURL := fs.String("store", "", "with --source: blob store for the PDM weights (file://DIR or s3://bucket/prefix; a missing bucket is created)")
+	publishEvery := optCount(fs, "publish-every", 0, "with --source: steps between PDM weights publishes (default: the config's publish_every, else 50)")
+	acceptLoss := fs.Bool("accept-loss", false, "with --source: go on when the stream's retention removed messages this trainer had not read (counted in pdmflow_trainer_lost_messages_total); without it the trainer stops and says how many")
 	hr := fs.String("hr", "", "directory of high-resolution images (the images to degrade)")
 	lr := fs.String("lr", "", "directory of real low-resolution images (the degradation to learn)")
 	valHR := fs.String("val-hr", "", "validation ground truth: score the SR network while it trains (with --val-lr; same base names)")
@@ -33,9 +34,9 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 	out := fs.String("out", "", "output directory: weights, checkpoint, pictures, log; a run resumes from its checkpoint")
 	preset := fs.String("preset", "cpu-small", "built-in config: "+strings.Join(trainer.Presets(), ", "))
 	config := fs.String("config", "", "YAML config file (overrides --preset; may start from one with 'base: NAME')")
-	steps := fs.Int("steps", 0, "number of steps (overrides the config)")
+	steps := optCount(fs, "steps", 0, "number of steps (overrides the config; 0: the config's)")
 	degradation := fs.String("degradation", "", "what the SR network trains on: pdm (default) or bicubic (the baseline; --lr not needed)")
-	seed := fs.Int64("seed", -1, "random seed (overrides the config)")
+	seed := seed(fs, "random seed (overrides the config)")
 	uiAddr := uiFlag(fs, uiTraining)
 	initSR := fs.String("init-sr", "", "start the SR network from these weights (an sr.safetensors, or pdmflow import --kind edsr|rrdb of a pretrained checkpoint) of the config's architecture and shape, as the official code starts from a pretrained EDSR; ignored when resuming")
 	vgg := fs.String("vgg", "", "VGG19 weights for the perceptual loss of PDM-SRGAN configs (loss.percep): torchvision's vgg19 state dict (.pth) or safetensors; overrides the config's vgg")
@@ -84,11 +85,12 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 	}
 	var promReg *prometheus.Registry // the stream's metrics (none on local data)
 	if streaming {
-		if err := conn.resolve(); err != nil {
-			return err
-		}
 		if err := registry.ValidRunID(*run); err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		conn.stream.Run = *run
+		if err := conn.resolve(); err != nil {
+			return err
 		}
 		if cfg.TrainsPDM() && *storeURL == "" {
 			return fmt.Errorf("%w: --store is required to publish the PDM weights", errUsage)
@@ -98,6 +100,18 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		defer closeConn()
+		// The weights store first: the trainer creates its bucket when it
+		// is missing (an S3 server started empty), before it reports
+		// healthy, so that producers started after it find the bucket.
+		var st *store.Bucket
+		if cfg.TrainsPDM() {
+			s3 := conn.s3
+			s3.CreateBucket = true
+			if st, err = store.Open(ctx, *storeURL, s3); err != nil {
+				return err
+			}
+			defer st.Close()
+		}
 		promReg = metrics.NewRegistry()
 		if _, err := metrics.Serve(ctx, conn.metricsAddr, promReg, e.log); err != nil {
 			return err
@@ -105,22 +119,17 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 		so := &trainer.StreamOptions{
 			JS: js,
 			Consumer: consumer.Config{
-				Stream: conn.stream.Name, Durable: "trainer-" + *run,
+				Stream: conn.stream.Name, Durable: "trainer-" + *run, Run: *run,
 				Subject:   producer.SubjectFor(conn.stream.Subject, *run, "*"),
-				PoolPairs: cfg.PoolPairs(),
+				PoolPairs: cfg.PoolPairs(), AcceptLoss: *acceptLoss,
 			},
 			PublishEvery: cmp.Or(*publishEvery, cfg.PublishEvery, 50),
 			Metrics:      metrics.NewTrainer(promReg),
 		}
-		if cfg.TrainsPDM() {
-			st, err := store.Open(ctx, *storeURL, conn.s3)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			if so.Registry, err = registry.OpenReplicas(ctx, js, st, *run, e.log, conn.stream.Replicas); err != nil {
-				return err
-			}
+		// The registry holds the run's contract (every run) and its
+		// weights pointer (pdm runs, whose weights go to the store).
+		if so.Registry, err = registry.OpenReplicas(ctx, js, st, *run, e.log, conn.stream.Replicas); err != nil {
+			return err
 		}
 		opts.Stream = so
 	}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,7 +56,13 @@ type w3 struct {
 	images *dataset.Dataset
 	ppm    int      // pairs per message
 	msgs   [][]byte // the first pipeline run's messages
-	seq    int      // runs so far, for unique subjects and durable names
+	// Their headers and producer: rawRun, delivery and publishRun publish
+	// them as the producer did (without the message id, so that a stream
+	// does not drop a later run's copy as a duplicate), on a subject of
+	// the same producer and run, so that the consumer admits them.
+	msgHdrs []nats.Header
+	msgProd string
+	seq     int // runs so far, for unique subjects and durable names
 
 	// On a device (w3dev.go): the device, the registry its PDM producers
 	// load their weights from, and the phase whose first run stores the
@@ -166,7 +173,8 @@ func (w *w3) producerConfig(id, consumer string) producer.Config {
 		BatchPairs: w.ppm, MaxBatches: w.s.Messages,
 	}
 	if w.dev != nil {
-		c.Degradation, c.Device = producer.DegradePDM, w.dev
+		pdm := w.s.PDMConfig()
+		c.Degradation, c.Device, c.PDM = producer.DegradePDM, w.dev, &pdm
 	}
 	return c
 }
@@ -250,7 +258,7 @@ func (w *w3) pipeline(ctx context.Context, _ int) (time.Duration, error) {
 		return 0, perr
 	}
 	if w.msgs == nil {
-		if w.msgs, err = storedMessages(ctx, w.pairs); err != nil {
+		if w.msgs, w.msgHdrs, w.msgProd, err = storedMessages(ctx, w.pairs); err != nil {
 			return 0, err
 		}
 		if len(w.msgs) != w.s.Messages {
@@ -263,21 +271,32 @@ func (w *w3) pipeline(ctx context.Context, _ int) (time.Duration, error) {
 	return d, nil
 }
 
-// storedMessages reads every message of st.
-func storedMessages(ctx context.Context, st jetstream.Stream) ([][]byte, error) {
+// storedMessages reads every message of st: the payloads, the headers and
+// the producer (the last token of the subject; one producer made them).
+func storedMessages(ctx context.Context, st jetstream.Stream) ([][]byte, []nats.Header, string, error) {
 	info, err := st.Info(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
+		return nil, nil, "", fmt.Errorf("bench: %w", err)
 	}
 	var out [][]byte
+	var hdrs []nats.Header
+	var prod string
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
 		m, err := st.GetMsg(ctx, seq)
 		if err != nil {
-			return nil, fmt.Errorf("bench: message %d: %w", seq, err)
+			return nil, nil, "", fmt.Errorf("bench: message %d: %w", seq, err)
 		}
 		out = append(out, m.Data)
+		h := nats.Header{}
+		for k, v := range m.Header {
+			if k != jetstream.MsgIDHeader {
+				h[k] = v
+			}
+		}
+		hdrs = append(hdrs, h)
+		prod = m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
 	}
-	return out, nil
+	return out, hdrs, prod, nil
 }
 
 // rawRun is JetStream alone: the first pipeline run's messages published
@@ -296,7 +315,7 @@ func (w *w3) rawRun(ctx context.Context, iter int) (time.Duration, error) {
 	subject := fmt.Sprintf("%s.%d", w3RawSubject, w.seq)
 	durable := fmt.Sprintf("raw-%d", w.seq)
 	c, err := w.js.CreateConsumer(ctx, w3RawStream, jetstream.ConsumerConfig{
-		Durable: durable, FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy,
+		Durable: durable, FilterSubject: subject + ".>", AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: 2 * time.Minute, MaxDeliver: 10, MaxAckPending: 64, DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
@@ -365,7 +384,7 @@ func (w *w3) delivery(ctx context.Context, iter int) (time.Duration, error) {
 	w.seq++
 	subject := fmt.Sprintf("%s.%d", w3RawSubject, w.seq)
 	durable := fmt.Sprintf("delivery-%d", w.seq)
-	cons, err := consumer.New(ctx, w.js, consumer.Config{Stream: w3RawStream, Durable: durable, Subject: subject, PoolPairs: w.poolPairs()}, consumer.State{}, nil, nil)
+	cons, err := consumer.New(ctx, w.js, consumer.Config{Stream: w3RawStream, Durable: durable, Subject: subject + ".>", PoolPairs: w.poolPairs()}, consumer.State{}, nil, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -415,12 +434,14 @@ func (w *w3) ensureMsgs(ctx context.Context, iter int) error {
 	return err
 }
 
-// publishStored publishes the stored messages to subject with PublishAsync
-// and returns a function that waits for every ack.
-func (w *w3) publishStored(ctx context.Context, subject string) (func() error, error) {
+// publishStored publishes the stored messages with their headers to
+// prefix.RUN.PRODUCER with PublishAsync and returns a function that waits
+// for every ack.
+func (w *w3) publishStored(ctx context.Context, prefix string) (func() error, error) {
 	futs := make([]jetstream.PubAckFuture, 0, len(w.msgs))
-	for _, m := range w.msgs {
-		f, err := w.rawJS.PublishAsync(subject, m)
+	subject := producer.SubjectFor(prefix, w3Run, w.msgProd)
+	for i, m := range w.msgs {
+		f, err := w.rawJS.PublishMsgAsync(&nats.Msg{Subject: subject, Header: w.msgHdrs[i], Data: m})
 		if err != nil {
 			return nil, fmt.Errorf("bench: publish: %w", err)
 		}

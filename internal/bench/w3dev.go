@@ -142,6 +142,14 @@ func (w *w3) deviceWorkload(ctx context.Context) (*workload, error) {
 	if _, err := w.reg.Publish(ctx, data, 0); err != nil {
 		return nil, err
 	}
+	// The producers check the run's contract, as a trainer would set it.
+	contract, err := w.producerConfig("p0", "").Contract()
+	if err != nil {
+		return nil, err
+	}
+	if err := w.reg.PublishContract(ctx, contract); err != nil {
+		return nil, err
+	}
 	timedPairs := (w.s.Messages - 1) * w.ppm
 	prod := w.produce(false)
 	w.first = prod
@@ -188,7 +196,7 @@ func (w *w3) produce(discard bool) func(context.Context, int) (time.Duration, er
 		}
 		if !discard {
 			if w.msgs == nil {
-				if w.msgs, err = storedMessages(ctx, w.pairs); err != nil {
+				if w.msgs, w.msgHdrs, w.msgProd, err = storedMessages(ctx, w.pairs); err != nil {
 					return 0, err
 				}
 				if len(w.msgs) != w.s.Messages {

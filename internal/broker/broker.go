@@ -57,6 +57,12 @@ type Options struct {
 	User, Password string
 	Token          string
 	NKeys          []string
+	// AuthFile is a nats-server config file holding an authorization
+	// block: several users, each with its password (usually "$VAR", read
+	// from the environment) and its publish and subscribe permissions, as
+	// upstream NATS reads it (deploy/compose/nats/permissions.conf). Only
+	// its users and nkeys are used; it excludes the other methods.
+	AuthFile string
 
 	// TLS for clients: CertFile and KeyFile (PEM); with CAFile, clients must
 	// present a certificate signed by that CA.
@@ -299,8 +305,16 @@ func (o Options) serverOptions() (*server.Options, bool, error) {
 			so.Nkeys = append(so.Nkeys, &server.NkeyUser{Nkey: k})
 		}
 	}
+	if o.AuthFile != "" {
+		methods++
+		users, nk, err := readAuthFile(o.AuthFile)
+		if err != nil {
+			return nil, false, err
+		}
+		so.Users, so.Nkeys = users, nk
+	}
 	if methods > 1 {
-		return nil, false, errors.New("broker: give at most one client auth method: User and Password, Token, or NKeys")
+		return nil, false, errors.New("broker: give at most one client auth method: User and Password, Token, NKeys, or AuthFile")
 	}
 
 	// TLS.
@@ -375,4 +389,27 @@ func redactRoute(r string) string {
 		return "xxxxx" + r[i:]
 	}
 	return r
+}
+
+// readAuthFile reads the users and nkeys of a nats-server config file's
+// authorization block. Every user needs a password: one whose "$VAR" is not
+// set in the environment is an error, naming the user, not the variable's
+// value.
+func readAuthFile(path string) ([]*server.User, []*server.NkeyUser, error) {
+	fo, err := server.ProcessConfigFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("broker: auth file: %w", err)
+	}
+	if len(fo.Users) == 0 && len(fo.Nkeys) == 0 {
+		return nil, nil, fmt.Errorf("broker: auth file %s defines no users (want an authorization { users = [...] } block)", path)
+	}
+	if fo.Username != "" || fo.Authorization != "" {
+		return nil, nil, fmt.Errorf("broker: auth file %s: use authorization { users = [...] }, not a single user or token", path)
+	}
+	for _, u := range fo.Users {
+		if u.Password == "" {
+			return nil, nil, fmt.Errorf("broker: auth file %s: user %q has no password (is its environment variable set?)", path, u.Username)
+		}
+	}
+	return fo.Users, fo.Nkeys, nil
 }

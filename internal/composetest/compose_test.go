@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/pdmflow/pdmflow/consumer"
 )
 
 // composeFiles are the compose files a test runs: docker-compose.yml and,
@@ -56,6 +56,7 @@ func TestComposeFaults(t *testing.T) {
 	s.compose(5*time.Minute, "up", "-d", "--scale", "producer=2")
 	t.Logf("up in %.0fs", time.Since(begin).Seconds())
 	natsC, trainer := s.id("nats"), s.id("trainer")
+	s.checkAuth(natsC)
 	prods := s.ids("producer")
 	if len(prods) != 2 {
 		t.Fatalf("%d producer containers, want 2", len(prods))
@@ -298,6 +299,7 @@ func TestComposeFaults(t *testing.T) {
 		t.Fatalf("the stream holds batches of %d producers, want 2 (restarts must keep the producer id): %v", len(counts), counts)
 	}
 	done()
+	s.checkSecrets()
 	t.Logf("all faults passed in %.0fs (the test, images and teardown aside)", time.Since(begin).Seconds())
 }
 
@@ -354,28 +356,12 @@ func (v *verifier) check(phase string) map[string]uint64 {
 func TestComposeCluster(t *testing.T) {
 	skipUnlessEnabled(t)
 	begin := time.Now()
-	password := fmt.Sprintf("pw-%d-%d", os.Getpid(), time.Now().UnixNano())
-	settings := append(append([]string(nil), testSettings...),
-		"PDMFLOW_REPLICAS=3", "PDMFLOW_NATS_USER=pdmflow", "PDMFLOW_NATS_PASSWORD="+password)
+	settings := append(append([]string(nil), testSettings...), "PDMFLOW_REPLICAS=3")
 	s := newStack(t, "cluster", composeFiles("docker-compose.cluster.yml"), settings...)
 	s.compose(5*time.Minute, "up", "-d", "--scale", "producer=2")
 	t.Logf("up in %.0fs", time.Since(begin).Seconds())
 	nodes := map[string]string{"nats-1": s.id("nats"), "nats-2": s.id("nats-2"), "nats-3": s.id("nats-3")}
-	if os.Getenv(envLocal) != "0" { // the upstream nats.conf requires no login unless edited
-		addr, err := s.hostPort(nodes["nats-2"], "4222")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if nc, err := nats.Connect("nats://"+addr, nats.Timeout(5*time.Second)); err == nil {
-			nc.Close()
-			t.Fatalf("a client without credentials connected to the cluster")
-		} else if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
-			t.Fatalf("a client without credentials: %v, want an authorization error", err)
-		}
-		if strings.Contains(s.compose(time.Minute, "logs", "--no-color"), password) {
-			t.Fatalf("the NATS password appears in the logs")
-		}
-	}
+	s.checkAuth(nodes["nats-2"])
 	trainer := s.id("trainer")
 	prods := s.ids("producer")
 	if len(prods) != 2 {
@@ -389,7 +375,7 @@ func TestComposeCluster(t *testing.T) {
 		return steps >= 50 && wa >= 1 && wb >= 1, fmt.Sprintf("trainer steps %v, producer weights versions %v and %v", steps, wa, wb)
 	})
 
-	const pairs, weights = "PDMFLOW_PAIRS", "KV_pdmflow_weights"
+	pairs, weights := consumer.DefaultStreamName(s.run), "KV_pdmflow_weights"
 	var rep map[string]replication
 	s.waitUntil("the stream and the KV bucket to have 3 current replicas", time.Minute, func() (bool, string) {
 		var err error
@@ -451,5 +437,6 @@ func TestComposeCluster(t *testing.T) {
 	if len(counts) != 2 {
 		t.Fatalf("the stream holds batches of %d producers, want 2: %v", len(counts), counts)
 	}
+	s.checkSecrets()
 	t.Logf("cluster test passed in %.0fs (images and teardown aside)", time.Since(begin).Seconds())
 }

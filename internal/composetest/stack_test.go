@@ -56,8 +56,10 @@ type stack struct {
 	env     []string
 	run     string // pdmflow run id
 	// natsOpts log the test's own NATS clients in (PDMFLOW_NATS_USER and
-	// PDMFLOW_NATS_PASSWORD in the settings).
+	// PDMFLOW_NATS_PASSWORD).
 	natsOpts []nats.Option
+	// secrets are the credentials' secret parts, which no log may hold.
+	secrets []string
 }
 
 // newStack prepares a project with the given compose files (relative to
@@ -70,7 +72,7 @@ func newStack(t *testing.T, name string, files []string, settings ...string) *st
 	s := &stack{t: t, root: root, project: fmt.Sprintf("pdmflow%s%d", name, os.Getpid()), files: files, run: "e2e"}
 	s.cmd = composeCommand(t)
 	if os.Getenv(envLocal) != "0" {
-		for _, bin := range []string{"bin/docker/pdmflow", "bin/docker/versitygw", "bin/docker/rootfs"} {
+		for _, bin := range []string{"bin/docker/pdmflow", "bin/docker/minio", "bin/docker/rootfs"} {
 			if _, err := os.Stat(filepath.Join(root, bin)); err != nil {
 				t.Fatalf("%s is missing: run `make compose-local-bin` (deploy/compose/local-bin.sh) first", bin)
 			}
@@ -86,20 +88,18 @@ func newStack(t *testing.T, name string, files []string, settings ...string) *st
 		"PDMFLOW_METRICS_PUBLISH=127.0.0.1:",
 		"PDMFLOW_UI_PUBLISH=127.0.0.1:",
 	)
+	// Credentials are required, different on every run, and must appear
+	// in no log (checkSecrets).
+	secret := func(what string) string { return fmt.Sprintf("%s-%d-%x", what, os.Getpid(), time.Now().UnixNano()) }
+	s.secrets = []string{secret("natspw"), secret("s3secret")}
+	s.env = append(s.env,
+		"PDMFLOW_NATS_USER=pdmflow",
+		"PDMFLOW_NATS_PASSWORD="+s.secrets[0],
+		"PDMFLOW_S3_ACCESS_KEY=pdmflow-e2e",
+		"PDMFLOW_S3_SECRET_KEY="+s.secrets[1],
+	)
 	s.env = append(s.env, settings...)
-	var user, password string
-	for _, kv := range settings {
-		if v, ok := strings.CutPrefix(kv, "PDMFLOW_NATS_USER="); ok {
-			user = v
-		}
-		if v, ok := strings.CutPrefix(kv, "PDMFLOW_NATS_PASSWORD="); ok {
-			password = v
-		}
-	}
-	s.natsOpts = []nats.Option{nats.Timeout(5 * time.Second), nats.Name("pdmflow-composetest")}
-	if user != "" {
-		s.natsOpts = append(s.natsOpts, nats.UserInfo(user, password))
-	}
+	s.natsOpts = []nats.Option{nats.Timeout(5 * time.Second), nats.Name("pdmflow-composetest"), nats.UserInfo("pdmflow", s.secrets[0])}
 	t.Cleanup(s.down)
 	start := time.Now()
 	s.compose(5*time.Minute, "build", "synth", "s3")
@@ -164,6 +164,43 @@ func (s *stack) docker(args ...string) string {
 		s.t.Fatal(err)
 	}
 	return strings.TrimSpace(out)
+}
+
+// checkSecrets reads the logs of every container of the project, the
+// stopped and restarted ones included, and fails the test if one holds a
+// secret of the deployment.
+func (s *stack) checkSecrets() {
+	s.t.Helper()
+	out := s.compose(2*time.Minute, "ps", "-a", "-q")
+	ids := strings.Fields(out)
+	if len(ids) == 0 {
+		s.t.Fatal("no containers to check the logs of")
+	}
+	for _, id := range ids {
+		logs := s.logs(id)
+		name := s.inspect(id, "{{.Name}}")
+		for _, sec := range s.secrets {
+			if strings.Contains(logs, sec) {
+				s.t.Errorf("the log of container %s holds a secret of the deployment", name)
+			}
+		}
+	}
+	s.t.Logf("    no secret in the logs of the %d containers", len(ids))
+}
+
+// checkAuth checks that NATS refuses a client without credentials.
+func (s *stack) checkAuth(natsID string) {
+	s.t.Helper()
+	addr, err := s.hostPort(natsID, "4222")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if nc, err := nats.Connect("nats://"+addr, nats.Timeout(5*time.Second)); err == nil {
+		nc.Close()
+		s.t.Fatalf("a client without credentials connected to NATS")
+	} else if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		s.t.Fatalf("a client without credentials: %v, want an authorization error", err)
+	}
 }
 
 func (s *stack) down() {
@@ -398,11 +435,11 @@ func readStream(url, run string, opts ...nats.Option) ([]Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	var sc consumer.StreamConfig
+	sc := consumer.StreamConfig{Run: run}
 	sc.Defaults()
-	st, err := js.Stream(ctx, sc.Name)
+	st, err := consumer.OpenStream(ctx, js, sc)
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", sc.Name, err)
+		return nil, err
 	}
 	info, err := st.Info(ctx)
 	if err != nil {

@@ -72,14 +72,40 @@ func Decode(r io.Reader, name string) (*Image, error) {
 }
 
 func decode(r io.Reader, name string, maxPixels int64) (*Image, error) {
-	data, err := io.ReadAll(r)
+	img, err := decodeChecked(r, name, maxPixels)
 	if err != nil {
-		return nil, fmt.Errorf("imageio: %s: reading: %w", name, unwrapPath(err))
+		return nil, err
 	}
-	if len(data) == 0 {
-		return nil, fmt.Errorf("imageio: %s: empty file (%s)", name, supported)
+	return fromImage(img), nil
+}
+
+// decodeChecked decodes an image with every check of Decode, and returns
+// it as the decoder made it.
+func decodeChecked(r io.Reader, name string, maxPixels int64) (image.Image, error) {
+	// A file is read twice (header, then pixels) instead of into memory:
+	// the decoder's image is then all a big file costs.
+	var open func() io.Reader
+	if f, ok := r.(io.ReadSeeker); ok {
+		open = func() io.Reader {
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return seekErrReader{err}
+			}
+			return bufio.NewReaderSize(f, 1<<16)
+		}
+		if n, err := f.Seek(0, io.SeekEnd); err == nil && n == 0 {
+			return nil, fmt.Errorf("imageio: %s: empty file (%s)", name, supported)
+		}
+	} else {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return nil, fmt.Errorf("imageio: %s: reading: %w", name, unwrapPath(err))
+		}
+		if len(data) == 0 {
+			return nil, fmt.Errorf("imageio: %s: empty file (%s)", name, supported)
+		}
+		open = func() io.Reader { return bytes.NewReader(data) }
 	}
-	cfg, format, err := decodeConfig(data)
+	cfg, format, err := decodeConfig(open())
 	if err != nil {
 		return nil, decodeError(name, format, err)
 	}
@@ -89,7 +115,7 @@ func decode(r io.Reader, name string, maxPixels int64) (*Image, error) {
 	if n := int64(cfg.Width) * int64(cfg.Height); n > maxPixels {
 		return nil, fmt.Errorf("imageio: %s: %s image of %dx%d = %d pixels is larger than the limit of %d pixels", name, strings.ToUpper(format), cfg.Width, cfg.Height, n, maxPixels)
 	}
-	img, format, err := decodeImage(data)
+	img, format, err := decodeImage(open())
 	if err != nil {
 		return nil, decodeError(name, format, err)
 	}
@@ -100,27 +126,127 @@ func decode(r io.Reader, name string, maxPixels int64) (*Image, error) {
 	if int64(b.Dx())*int64(b.Dy()) > maxPixels {
 		return nil, fmt.Errorf("imageio: %s: %s image of %dx%d pixels is larger than the limit of %d pixels", name, strings.ToUpper(format), b.Dx(), b.Dy(), maxPixels)
 	}
-	return fromImage(img), nil
+	return img, nil
 }
+
+// Info is what an image file's header says.
+type Info struct {
+	W, H   int
+	Format string // "png", "jpeg" or "gif"
+}
+
+// ReadInfo reads the header of the image file at path, without decoding
+// its pixels, with Load's checks on it (a recognised format, a non-zero
+// size, at most MaxPixels): a job can check every input before it writes
+// anything. A file whose pixels are corrupt still fails later, in Load or
+// Open.
+func ReadInfo(path string) (Info, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Info{}, fmt.Errorf("imageio: %s: %w", path, unwrapPath(err))
+	}
+	defer f.Close()
+	var cfg image.Config
+	var format string
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("decoder panicked: %v", p)
+			}
+		}()
+		cfg, format, err = image.DecodeConfig(bufio.NewReader(f))
+	}()
+	if err != nil {
+		return Info{}, decodeError(path, format, err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return Info{}, fmt.Errorf("imageio: %s: %s image has zero size (%dx%d)", path, strings.ToUpper(format), cfg.Width, cfg.Height)
+	}
+	if n := int64(cfg.Width) * int64(cfg.Height); n > MaxPixels {
+		return Info{}, fmt.Errorf("imageio: %s: %s image of %dx%d = %d pixels is larger than the limit of %d pixels", path, strings.ToUpper(format), cfg.Width, cfg.Height, n, int64(MaxPixels))
+	}
+	return Info{W: cfg.Width, H: cfg.Height, Format: format}, nil
+}
+
+// Picture is a decoded image kept as its decoder made it (8-bit RGBA,
+// YCbCr, gray, ...), from which planar regions are cut on demand: a job
+// that works on an image region by region holds the decoder's pixels
+// once, not a planar copy besides them.
+type Picture struct {
+	W, H int
+	img  image.Image
+}
+
+// Open reads and decodes the image file at path with Load's checks.
+func Open(path string) (*Picture, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("imageio: %s: %w", path, unwrapPath(err))
+	}
+	defer f.Close()
+	img, err := decodeChecked(f, path, MaxPixels)
+	if err != nil {
+		return nil, err
+	}
+	b := img.Bounds()
+	return &Picture{W: b.Dx(), H: b.Dy(), img: img}, nil
+}
+
+// Region returns the w x h rectangle of the picture whose top-left corner
+// is (x0, y0), converted as Load converts a whole image (Load's result,
+// cropped). The rectangle must lie inside the picture.
+func (p *Picture) Region(x0, y0, w, h int) *Image {
+	if x0 < 0 || y0 < 0 || w < 1 || h < 1 || x0+w > p.W || y0+h > p.H {
+		panic(fmt.Sprintf("imageio: Region: %dx%d at (%d, %d) is not inside the %dx%d picture", w, h, x0, y0, p.W, p.H))
+	}
+	o := p.img.Bounds().Min
+	r := image.Rect(o.X+x0, o.Y+y0, o.X+x0+w, o.Y+y0+h)
+	if sub, ok := p.img.(interface {
+		SubImage(image.Rectangle) image.Image
+	}); ok {
+		return fromImage(sub.SubImage(r))
+	}
+	return fromImage(p.img).Crop(x0, y0, w, h)
+}
+
+// Quantize8 is how FromPlanarFloat turns one value into 8 bits: clamped to
+// [0, 1], times 255, rounded half away from zero; NaN is 0.
+func Quantize8(v float32) uint8 {
+	switch f := float64(v); {
+	case f >= 1:
+		return 255
+	case f > 0:
+		return uint8(math.Round(f * 255))
+	}
+	return 0
+}
+
+// NewImage returns a black w x h image (3*w*h bytes).
+func NewImage(w, h int) *Image { return newImage(w, h) }
 
 // decodeConfig and decodeImage call the standard decoders, turning a panic
 // in one of them (there should be none) into an error.
-func decodeConfig(data []byte) (cfg image.Config, format string, err error) {
+// seekErrReader fails every read with err (a file that could not be rewound).
+type seekErrReader struct{ err error }
+
+func (e seekErrReader) Read([]byte) (int, error) { return 0, e.err }
+
+func decodeConfig(r io.Reader) (cfg image.Config, format string, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("decoder panicked: %v", p)
 		}
 	}()
-	return image.DecodeConfig(bytes.NewReader(data))
+	return image.DecodeConfig(r)
 }
 
-func decodeImage(data []byte) (img image.Image, format string, err error) {
+func decodeImage(r io.Reader) (img image.Image, format string, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			img, err = nil, fmt.Errorf("decoder panicked: %v", p)
 		}
 	}()
-	return image.Decode(bytes.NewReader(data))
+	return image.Decode(r)
 }
 
 func decodeError(name, format string, err error) error {
@@ -402,12 +528,7 @@ func FromPlanarFloat(w, h int, pix []float32) *Image {
 	}
 	im := newImage(w, h)
 	for i, v := range pix {
-		switch f := float64(v); {
-		case f >= 1:
-			im.Pix[i] = 255
-		case f > 0:
-			im.Pix[i] = uint8(math.Round(f * 255))
-		}
+		im.Pix[i] = Quantize8(v)
 	}
 	return im
 }

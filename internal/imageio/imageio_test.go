@@ -517,3 +517,58 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestPictureRegion: a region of an opened picture is the loaded image
+// cropped, for each kind of image the decoders return; ReadInfo reads the
+// size and format from the header alone.
+func TestPictureRegion(t *testing.T) {
+	dir := t.TempDir()
+	const w, h = 37, 29
+	rgba := image.NewRGBA(image.Rect(0, 0, w, h))
+	gray := image.NewGray(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			rgba.Set(x, y, color.RGBA{uint8(7 * x), uint8(11 * y), uint8(x * y), 255})
+			gray.Set(x, y, color.Gray{uint8(5*x + 3*y)})
+		}
+	}
+	files := map[string]func(*os.File) error{
+		"rgba.png": func(f *os.File) error { return png.Encode(f, rgba) },
+		"gray.png": func(f *os.File) error { return png.Encode(f, gray) },
+		"ycc.jpg":  func(f *os.File) error { return jpeg.Encode(f, rgba, nil) },
+	}
+	for name, enc := range files {
+		path := filepath.Join(dir, name)
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := enc(f); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		info, err := ReadInfo(path)
+		if err != nil || info.W != w || info.H != h {
+			t.Fatalf("%s: ReadInfo %+v, %v", name, info, err)
+		}
+		whole, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pic, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range [][4]int{{0, 0, w, h}, {3, 5, 10, 7}, {w - 1, h - 1, 1, 1}} {
+			got, want := pic.Region(r[0], r[1], r[2], r[3]), whole.Crop(r[0], r[1], r[2], r[3])
+			if !bytes.Equal(got.Pix, want.Pix) {
+				t.Errorf("%s: region %v differs from the loaded image's", name, r)
+			}
+		}
+	}
+	bad := filepath.Join(dir, "bad.png")
+	os.WriteFile(bad, []byte("not an image"), 0o644)
+	if _, err := ReadInfo(bad); err == nil || !strings.Contains(err.Error(), "bad.png") {
+		t.Errorf("ReadInfo of garbage: %v", err)
+	}
+}

@@ -203,6 +203,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoResult, error) {
 		m.opts.In = valLR
 		m.opts.Out = filepath.Join(o.Out, "results", m.dir)
 		m.opts.Log = o.Log
+		m.opts.Replace = true // the demo's own results, made again on every run
 		if err := SR(ctx, m.opts); err != nil {
 			return nil, err
 		}

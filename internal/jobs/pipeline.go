@@ -90,6 +90,7 @@ func Pipeline(ctx context.Context, o PipelineOptions) error {
 	if err := registry.ValidRunID(o.Run); err != nil {
 		return err
 	}
+	o.Stream.Run = o.Run
 	o.Stream.Defaults()
 	nc := o.NATS
 	if nc.URL == "" {
@@ -114,9 +115,11 @@ func Pipeline(ctx context.Context, o PipelineOptions) error {
 	if err != nil {
 		return fmt.Errorf("jobs: %w", err)
 	}
-	if _, err := consumer.EnsureStream(ctx, js, o.Stream); err != nil {
+	pairs, err := consumer.EnsureStream(ctx, js, o.Stream)
+	if err != nil {
 		return err
 	}
+	o.Stream.Name = pairs.CachedInfo().Config.Name
 	st, err := store.Open(ctx, o.Store, o.S3)
 	if err != nil {
 		return err
@@ -144,7 +147,7 @@ func Pipeline(ctx context.Context, o PipelineOptions) error {
 		}
 		p, err := producer.New(producer.Config{
 			Run: o.Run, ID: id, Seed: cfg.Seed, Stream: o.Stream.Name, Subject: o.Stream.Subject,
-			Consumer: durable, Degradation: cfg.Degradation, HRSize: cfg.HRCrop, Scale: cfg.Scale(),
+			Consumer: durable, Degradation: cfg.Degradation, PDM: &cfg.PDM, HRSize: cfg.HRCrop, Scale: cfg.Scale(),
 			BatchPairs: o.BatchPairs, LagBudget: o.LagBudget,
 		}, js, reg, images, o.Log, m)
 		if err != nil {
@@ -159,10 +162,6 @@ func Pipeline(ctx context.Context, o PipelineOptions) error {
 	if promReg != nil {
 		tm = metrics.NewTrainer(promReg)
 	}
-	var treg *registry.Registry
-	if cfg.TrainsPDM() {
-		treg = reg
-	}
 	if cfg.StreamPool == 0 {
 		// At least two producer batches; recorded in config.yaml, which a
 		// replay of this run's stream uses.
@@ -174,9 +173,9 @@ func Pipeline(ctx context.Context, o PipelineOptions) error {
 		JS: js,
 		Consumer: consumer.Config{
 			Stream: o.Stream.Name, Durable: durable, Subject: producer.SubjectFor(o.Stream.Subject, o.Run, "*"),
-			PoolPairs: cfg.PoolPairs(),
+			PoolPairs: cfg.PoolPairs(), Run: o.Run,
 		},
-		Registry: treg, PublishEvery: o.PublishEvery, Metrics: tm, OnAck: o.OnAck, OnTrained: o.OnTrained,
+		Registry: reg, PublishEvery: o.PublishEvery, Metrics: tm, OnAck: o.OnAck, OnTrained: o.OnTrained,
 	}})
 	if err != nil {
 		return err

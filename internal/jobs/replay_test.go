@@ -44,7 +44,7 @@ func TestReplayIsBitIdentical(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer arch.Close()
-	m, err := archive.Export(ctx, js, arch, archive.ExportOptions{Filter: producer.SubjectFor("pdmflow.pairs", "rep", ">")})
+	m, err := archive.Export(ctx, js, arch, archive.ExportOptions{Stream: consumer.DefaultStreamName("rep"), Filter: producer.SubjectFor("pdmflow.pairs", "rep", ">")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestReplayIsBitIdentical(t *testing.T) {
 	kernels.SetWorkers(prev)
 	fromStream := t.TempDir()
 	replay(t, rcfg, lr, fromStream, &trainer.StreamOptions{JS: js, Consumer: consumer.Config{
-		Stream: "PDMFLOW_PAIRS", Durable: "replay-rep", Subject: producer.SubjectFor("pdmflow.pairs", "rep", "*"), PoolPairs: rcfg.PoolPairs(),
+		Stream: consumer.DefaultStreamName("rep"), Durable: "replay-rep", Run: "rep", Subject: producer.SubjectFor("pdmflow.pairs", "rep", "*"), PoolPairs: rcfg.PoolPairs(),
 	}})
 	// The comparison can fail: another trainer seed draws other pairs.
 	other := *rcfg
@@ -223,7 +223,7 @@ func TestResumeIsBitIdentical(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer arch.Close()
-	if _, err := archive.Export(ctx, js, arch, archive.ExportOptions{}); err != nil {
+	if _, err := archive.Export(ctx, js, arch, archive.ExportOptions{Stream: consumer.DefaultStreamName("res")}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := archive.Open(ctx, arch)

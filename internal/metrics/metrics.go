@@ -75,6 +75,7 @@ type Trainer struct {
 	Redeliveries   prometheus.Counter
 	Duplicates     prometheus.Counter
 	BadMessages    prometheus.Counter
+	LostMessages   prometheus.Counter
 	ConsumerLag    prometheus.Gauge
 	PoolSize       prometheus.Gauge
 	WeightsVersion prometheus.Gauge
@@ -105,6 +106,7 @@ func NewTrainer(reg prometheus.Registerer) *Trainer {
 		Redeliveries:   f.counter("pdmflow_trainer_redeliveries_total", "Messages delivered more than once by JetStream."),
 		Duplicates:     f.counter("pdmflow_trainer_duplicate_batches_total", "Batches dropped because their samples were already seen."),
 		BadMessages:    f.counter("pdmflow_trainer_bad_messages_total", "Messages that failed to decode or validate (terminated, not retried)."),
+		LostMessages:   f.counter("pdmflow_trainer_lost_messages_total", "Unread messages the stream's retention removed, accepted with --accept-loss (without it the trainer stops)."),
 		ConsumerLag:    f.gauge("pdmflow_trainer_consumer_lag_messages", "Messages in the stream not yet delivered to the trainer."),
 		PoolSize:       f.gauge("pdmflow_trainer_pool_pairs", "Pairs waiting in the shuffle pool."),
 		WeightsVersion: f.gauge("pdmflow_trainer_weights_version", "Last PDM weights version published."),
