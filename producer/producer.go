@@ -15,6 +15,8 @@ package producer
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -85,6 +87,15 @@ type Config struct {
 	// Device runs the degradation (nil: model.CPU). The producer owns it
 	// for the run but does not close it.
 	Device model.Device
+	// The producer holds its id within the run while it runs (a lease in
+	// the registry's lease bucket), from before it resumes its batch
+	// sequence: a second live process with the same id is refused, so two
+	// never publish the same sample ids. LeaseWait is how long to wait for
+	// another holder's lease to expire (0: twice registry.DefaultLeaseTTL;
+	// negative: not at all); Holder names this process (zero:
+	// registry.ThisProcess).
+	LeaseWait time.Duration
+	Holder    registry.Holder
 }
 
 func (c *Config) defaults() {
@@ -261,6 +272,11 @@ func (p *Producer) Run(ctx context.Context) error {
 	if err := p.checkContract(ctx); err != nil {
 		return err
 	}
+	ctx, stop, err := p.holdID(ctx)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	if err := p.resumeSeq(ctx, subject); err != nil {
 		return err
 	}
@@ -298,7 +314,55 @@ func (p *Producer) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	return p.drain(ctx)
+	err = p.drain(ctx)
+	if cause := context.Cause(ctx); errors.Is(cause, registry.ErrLeaseHeld) {
+		return cause
+	}
+	return err
+}
+
+// holdID takes the lease of the producer's id (a producer without a
+// registry, in benchmarks and tests, has none) and returns a context that
+// ends when the lease is lost, with the cause, and the function that
+// releases it.
+func (p *Producer) holdID(ctx context.Context) (context.Context, func(), error) {
+	if p.reg == nil {
+		return ctx, func() {}, nil
+	}
+	wait := p.cfg.LeaseWait
+	switch {
+	case wait == 0:
+		wait = 2 * registry.DefaultLeaseTTL
+	case wait < 0:
+		wait = 0
+	}
+	h := p.cfg.Holder
+	if h == (registry.Holder{}) {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		h = registry.ThisProcess(hex.EncodeToString(b[:]))
+	}
+	lease, err := registry.AcquireLease(ctx, p.js, p.cfg.Run, p.cfg.ID, h, 0, wait, p.log)
+	if err != nil {
+		return ctx, nil, fmt.Errorf("producer: %w", err)
+	}
+	lctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		select {
+		case <-lease.Lost():
+			cancel(fmt.Errorf("producer: %w: lost the hold on producer id %s of run %s (another process took it, or the broker was unreachable for the lease's whole TTL); stopped so that two processes never publish the same sample ids",
+				registry.ErrLeaseHeld, p.cfg.ID, p.cfg.Run))
+		case <-lctx.Done():
+		}
+	}()
+	return lctx, func() {
+		cancel(nil)
+		rctx, done := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer done()
+		if err := lease.Release(rctx); err != nil {
+			p.log.Warn("producer lease not released: it expires by itself", "err", err)
+		}
+	}, nil
 }
 
 // checkContract waits for the run's contract (published by its trainer)
@@ -320,7 +384,7 @@ func (p *Producer) checkContract(ctx context.Context) error {
 		return fmt.Errorf("producer: the contract of run %s: %w", p.cfg.Run, err)
 	}
 	if d := run.Diff("the run's, from its trainer", own, "this producer's config"); len(d) > 0 {
-		return fmt.Errorf("producer: %w: this producer's messages would not be the run's: %s (use the trainer's config, --hr-size and --degradation)",
+		return fmt.Errorf("producer: %w: this producer's messages would not be the run's: %s (use the trainer's config, --hr-crop and --degradation)",
 			registry.ErrContractMismatch, strings.Join(d, "; "))
 	}
 	p.contract = own.Header()

@@ -70,15 +70,12 @@ func AcquireLease(ctx context.Context, js jetstream.JetStream, run, id string, h
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: LeaseBucket, TTL: ttl, History: 1,
-		Description: "pdmflow: which process holds each producer id of each run",
-	})
+	kv, err := js.KeyValue(ctx, LeaseBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = EnsureLeaseBucket(ctx, js, ttl)
+	}
 	if err != nil {
-		// Another client may have made it with another TTL: use it.
-		if kv, err = js.KeyValue(ctx, LeaseBucket); err != nil {
-			return nil, fmt.Errorf("registry: lease bucket %s: %w", LeaseBucket, err)
-		}
+		return nil, fmt.Errorf("registry: lease bucket %s (the trainer creates it; a producer without the right to create it must start after the trainer): %w", LeaseBucket, err)
 	}
 	if s, err := kv.Status(ctx); err == nil && s.TTL() > 0 {
 		ttl = s.TTL()
@@ -136,6 +133,29 @@ func AcquireLease(ctx context.Context, js jetstream.JetStream, run, id string, h
 	}
 	go l.renew()
 	return l, nil
+}
+
+// EnsureLeaseBucket creates the lease bucket with ttl (<= 0:
+// DefaultLeaseTTL) unless it exists: the trainer of a streamed run calls
+// it, so that producers need only the rights to their own keys.
+func EnsureLeaseBucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration) (jetstream.KeyValue, error) {
+	if kv, err := js.KeyValue(ctx, LeaseBucket); err == nil {
+		return kv, nil
+	}
+	if ttl <= 0 {
+		ttl = DefaultLeaseTTL
+	}
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: LeaseBucket, TTL: ttl, History: 1,
+		Description: "pdmflow: which process holds each producer id of each run",
+	})
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		return js.KeyValue(ctx, LeaseBucket) // made meanwhile
+	}
+	if err != nil {
+		return nil, fmt.Errorf("registry: creating lease bucket %s: %w", LeaseBucket, err)
+	}
+	return kv, nil
 }
 
 // stale reports whether the lease of old can be taken by h without

@@ -158,6 +158,14 @@ func (t *Trainer) startStream(ctx context.Context) error {
 	h := contract.Header()
 	cfg.Header = &h
 	if so.Registry != nil {
+		// The producers' leases of their ids live in a bucket made here,
+		// before the contract they wait for, so that producers need no
+		// right to create it.
+		if so.JS != nil {
+			if _, err := registry.EnsureLeaseBucket(ctx, so.JS, 0); err != nil {
+				return fmt.Errorf("trainer: %w", err)
+			}
+		}
 		if err := so.Registry.PublishContract(ctx, contract); err != nil {
 			return fmt.Errorf("trainer: %w", err)
 		}

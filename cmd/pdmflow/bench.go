@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
+	flag "github.com/spf13/pflag"
 	"io"
 	"os"
 	"os/exec"
@@ -150,7 +150,7 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 	gpuBatches := fs.String("gpu-batches", "auto", "with --device cuda:N: w1's batch sizes, comma-separated, or auto: --batch, then doubling while pairs/s grow by at least 5%, up to --gpu-max-batch")
 	gpuMaxBatch := optCount(fs, "gpu-max-batch", 0, fmt.Sprintf("with --gpu-batches auto: the largest batch tried (default %d; --quick: 4x the batch)", bench.DefaultMaxBatch))
 	child := fs.String(benchChildFlag, "", "internal: measure this one workload and print its result as JSON")
-	hideFlags(fs, benchSynopsis, benchChildFlag)
+	_ = fs.MarkHidden(benchChildFlag) // the parent passes it to the child process
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
@@ -660,20 +660,4 @@ func num(v float64, prec int) string {
 		return "-"
 	}
 	return strconv.FormatFloat(v, 'f', prec, 64)
-}
-
-// hideFlags makes fs's usage leave out the hidden flags.
-func hideFlags(fs *flag.FlagSet, synopsis string, hidden ...string) {
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: pdmflow %s\n\n", synopsis)
-		shown := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
-		shown.SetOutput(fs.Output())
-		fs.VisitAll(func(f *flag.Flag) {
-			if !slices.Contains(hidden, f.Name) {
-				shown.Var(f.Value, f.Name, f.Usage)
-				shown.Lookup(f.Name).DefValue = f.DefValue
-			}
-		})
-		shown.PrintDefaults()
-	}
 }

@@ -106,7 +106,7 @@ func TestBenchUsage(t *testing.T) {
 	if code := run(t.Context(), []string{"bench", "--help"}, &stdout, &stderr); code != exitOK {
 		t.Fatalf("--help: exit %d", code)
 	}
-	if help := stderr.String(); !strings.Contains(help, "-workloads") || strings.Contains(help, "-child") {
+	if help := stdout.String(); !strings.Contains(help, "--workloads") || strings.Contains(help, "--child") {
 		t.Errorf("--help shows the hidden flag or not the others:\n%s", help)
 	}
 }

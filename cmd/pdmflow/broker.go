@@ -208,6 +208,9 @@ type byteSize int64
 
 func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
 
+// Type names the value in help.
+func (b *byteSize) Type() string { return "bytes" }
+
 func (b *byteSize) Set(s string) error {
 	s = strings.TrimSpace(s)
 	mult := int64(1)

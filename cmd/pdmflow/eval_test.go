@@ -32,21 +32,21 @@ func TestEvalOutput(t *testing.T) {
 	}
 	fmt.Fprintf(&want, "%-32s PSNR %6.2f dB  SSIM %.4f  (%d images, RGB, border %d)\n", "mean", *res.PSNR, *res.SSIM, len(res.Images), res.Border)
 	var o, e bytes.Buffer
-	if code := run(context.Background(), []string{"eval", "--sr", sr, "--gt", gt}, &o, &e); code != exitOK {
+	if code := run(context.Background(), []string{"eval", "--sr", sr, "--hr", gt}, &o, &e); code != exitOK {
 		t.Fatalf("exit %d: %s", code, e.String())
 	}
 	if o.String() != want.String() {
 		t.Errorf("default output changed:\n%s\nwant\n%s", o.String(), want.String())
 	}
 	o.Reset()
-	if code := run(context.Background(), []string{"eval", "--sr", sr, "--gt", gt, "--y-channel", "--shift", "2"}, &o, &e); code != exitOK {
+	if code := run(context.Background(), []string{"eval", "--sr", sr, "--hr", gt, "--y-channel", "--shift", "2"}, &o, &e); code != exitOK {
 		t.Fatalf("exit %d: %s", code, e.String())
 	}
 	if !strings.Contains(o.String(), "Y (BT.601), border 4, best of shifts within +-2, whole image") || !strings.Contains(o.String(), "shifts (") {
 		t.Errorf("Y and shift output:\n%s", o.String())
 	}
 	o.Reset()
-	if code := run(context.Background(), []string{"eval", "--sr", sr, "--gt", gt, "--y-channel", "--json"}, &o, &e); code != exitOK {
+	if code := run(context.Background(), []string{"eval", "--sr", sr, "--hr", gt, "--y-channel", "--json"}, &o, &e); code != exitOK {
 		t.Fatalf("exit %d: %s", code, e.String())
 	}
 	var js map[string]any
@@ -57,9 +57,9 @@ func TestEvalOutput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"eval", "--sr", sr}, "--gt is required"},
-		{[]string{"eval", "--sr", sr, "--gt", gt, "--shift-patch", "60"}, "--shift-patch needs --shift"},
-		{[]string{"eval", "--sr", sr, "--gt", gt, "--shift", "-1"}, "must be at least 0"},
+		{[]string{"eval", "--sr", sr}, "--hr is required"},
+		{[]string{"eval", "--sr", sr, "--hr", gt, "--shift-patch", "60"}, "--shift-patch needs --shift"},
+		{[]string{"eval", "--sr", sr, "--hr", gt, "--shift", "-1"}, "must be at least 0"},
 		{[]string{"niqe-fit", "--pristine", sr}, "--out is required"},
 		{[]string{"import", "--in", "x.pth", "--kind", "disc", "--out", "y"}, "--stride 1 or 2"},
 		{[]string{"import", "--in", "x.pth", "--kind", "vgg", "--out", "y"}, `--kind "vgg"`},

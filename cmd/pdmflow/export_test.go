@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,7 +25,9 @@ import (
 	"github.com/pdmflow/pdmflow/internal/syncbuf"
 	"github.com/pdmflow/pdmflow/internal/testutil"
 	"github.com/pdmflow/pdmflow/producer"
+	"github.com/pdmflow/pdmflow/registry"
 	"github.com/pdmflow/pdmflow/schema"
+	"github.com/pdmflow/pdmflow/trainer"
 )
 
 // xpKernel is the 5x5 kernel of every fixture row: 0.75 at (x 3, y 2) and
@@ -320,5 +323,70 @@ func TestExportDatasetUsage(t *testing.T) {
 		if code != exitUsage || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%q: exit %d, %q; want %d and %q", tc.args, code, stderr, exitUsage, tc.want)
 		}
+	}
+}
+
+// TestProducerIDIsStable: without --id a producer is this host's, so a
+// restarted one continues the same batch sequence; a second live process
+// holding the id is refused, naming it.
+func TestProducerIDIsStable(t *testing.T) {
+	b, js := testutil.JetStream(t)
+	ctx := t.Context()
+	hr := t.TempDir()
+	testutil.WriteImages(t, hr, 3, 96, 96, 1)
+	cfg, err := trainer.Preset("cpu-small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.Open(ctx, js, nil, "r1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := (producer.Config{Run: "r1", ID: "x", Stream: "PDMFLOW_PAIRS_r1", Subject: "pdmflow.pairs", HRSize: cfg.HRCrop, Scale: cfg.Scale(), Degradation: producer.DegradeBicubic}).Contract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.PublishContract(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"produce", "--nats-url", b.ClientURL(), "--run", "r1", "--hr", hr, "--degradation", "bicubic", "--batches", "2", "--batch-pairs", "2", "--device", "cpu"}
+	for range 2 {
+		if code, _, stderr := pdmflow(t, args...); code != exitOK {
+			t.Fatalf("produce: exit %d\n%s", code, stderr)
+		}
+	}
+	host, _ := os.Hostname()
+	id := defaultProducerID(host)
+	st, err := js.Stream(ctx, "PDMFLOW_PAIRS_r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for s := uint64(1); s <= st.CachedInfo().State.LastSeq; s++ {
+		m, err := st.GetMsg(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := schema.Decode(m.Data, schema.DecodeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Pairs[0].ProducerID != id {
+			t.Errorf("seq %d is producer %q's, want this host's %q", s, b.Pairs[0].ProducerID, id)
+		}
+		seqs = append(seqs, b.Pairs[0].BatchSeq)
+	}
+	if fmt.Sprint(seqs) != "[0 1 2 3]" {
+		t.Errorf("batch sequences %v: the restarted producer did not continue the first one's", seqs)
+	}
+	// Another live process holds the id: refused without waiting.
+	l, err := registry.AcquireLease(ctx, js, "r1", id, registry.Holder{Host: "elsewhere", PID: 7, Instance: "other"}, 0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(ctx)
+	code, _, stderr := pdmflow(t, append(args, "--id-wait", "0")...)
+	if code != exitFailure || !strings.Contains(stderr, "held by pid 7 on elsewhere") {
+		t.Errorf("a second process with the same id: exit %d\n%s", code, stderr)
 	}
 }

@@ -19,10 +19,10 @@ func TestBadNumbersRejected(t *testing.T) {
 		flag string
 	}{
 		{[]string{"train", "--hr", dir, "--lr", dir, "--out", dir, "--steps", "-3"}, "steps"},
-		{[]string{"train", "--source", "nats://127.0.0.1:1", "--run", "r", "--out", dir, "--lr", dir, "--publish-every", "-1"}, "publish-every"},
+		{[]string{"train", "--nats-url", "nats://127.0.0.1:1", "--run", "r", "--out", dir, "--lr", dir, "--publish-every", "-1"}, "publish-every"},
 		{[]string{"train", "--hr", dir, "--lr", dir, "--out", dir, "--seed", "-2"}, "seed"},
 		{[]string{"train", "--hr", dir, "--lr", dir, "--out", dir, "--threads", "0"}, "threads"},
-		{[]string{"produce", "--run", "r", "--hr", dir, "--hr-size", "-8"}, "hr-size"},
+		{[]string{"produce", "--run", "r", "--hr", dir, "--hr-crop", "-8"}, "hr-crop"},
 		{[]string{"produce", "--run", "r", "--hr", dir, "--batch-pairs", "-1"}, "batch-pairs"},
 		{[]string{"produce", "--run", "r", "--hr", dir, "--lag-budget", "-2"}, "lag-budget"},
 		{[]string{"produce", "--run", "r", "--hr", dir, "--batches", "-4"}, "batches"},
@@ -36,7 +36,7 @@ func TestBadNumbersRejected(t *testing.T) {
 		{[]string{"sr", "--bicubic", "--scale", "0", "--in", dir, "--out", dir + "/o"}, "scale"},
 		{[]string{"sr", "--bicubic", "--scale", "-4", "--in", dir, "--out", dir + "/o"}, "scale"},
 		{[]string{"sr", "--weights", "w", "--tile", "-1", "--in", dir, "--out", dir + "/o"}, "tile"},
-		{[]string{"eval", "--sr", dir, "--gt", dir, "--border", "-5"}, "border"},
+		{[]string{"eval", "--sr", dir, "--hr", dir, "--border", "-5"}, "border"},
 		{[]string{"run", "--steps", "-3"}, "steps"},
 		{[]string{"run", "--producers", "0"}, "producers"},
 		{[]string{"replay", "--archive", dir, "--config", "c", "--out", dir, "--steps", "-1"}, "steps"},
@@ -63,7 +63,7 @@ func TestBadNumbersRejected(t *testing.T) {
 // TestNoPanicReachesTheUser: a command that panics prints one line and
 // exits 1, not a stack trace.
 func TestNoPanicReachesTheUser(t *testing.T) {
-	commands["panic-test"] = command{"", func(context.Context, *env, []string) error { panic("boom") }}
+	commands["panic-test"] = command{"", "", func(context.Context, *env, []string) error { panic("boom") }}
 	defer delete(commands, "panic-test")
 	var stdout, stderr syncbuf.Buffer
 	code := run(t.Context(), []string{"panic-test"}, &stdout, &stderr)

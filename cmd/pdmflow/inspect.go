@@ -51,6 +51,10 @@ What it shows depends on the flags:
 type inspectIDs []string
 
 func (s *inspectIDs) String() string { return strings.Join(*s, ",") }
+
+// Type names the value in help.
+func (s *inspectIDs) Type() string { return "ids" }
+
 func (s *inspectIDs) Set(v string) error {
 	if v == "" {
 		return errors.New("empty sample id")

@@ -262,11 +262,11 @@ func TestInspectUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, %q; want %d and %q", tc.args, code, stderr, exitUsage, tc.want)
 		}
 	}
-	code, _, stderr := pdmflow(t, "inspect", "--help")
+	code, stdout, _ := pdmflow(t, "inspect", "--help")
 	if code != exitOK {
 		t.Fatalf("--help: exit %d", code)
 	}
-	wantOutput(t, "inspect --help", stderr, "Usage: pdmflow inspect", "--archive URL", "--sample ID", "--png DIR", "the live stream", "nats-url", "s3-endpoint")
+	wantOutput(t, "inspect --help", stdout, "Usage: pdmflow inspect", "--archive URL", "--sample ID", "--png DIR", "the live stream", "nats-url", "s3-endpoint")
 }
 
 // TestInspectPNGNamesStayInDir: --png builds file names from sample ids, so

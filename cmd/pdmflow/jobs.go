@@ -64,10 +64,10 @@ func cmdSR(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdEval(ctx context.Context, e *env, args []string) error {
-	fs, c := newFlags(e, "eval", "eval --sr DIR --gt DIR [--json] [--border N] [--y-channel] [--shift N [--shift-patch P]] [--lpips FILES] [--niqe MODEL]")
+	fs, c := newFlags(e, "eval", "eval --sr DIR --hr DIR [--json] [--border N] [--y-channel] [--shift N [--shift-patch P]] [--lpips FILES] [--niqe MODEL]")
 	o := jobs.EvalOptions{}
 	fs.StringVar(&o.SR, "sr", "", "directory of SR images")
-	fs.StringVar(&o.GT, "gt", "", "directory of ground-truth HR images (same base names); may be left out with --niqe alone")
+	fs.StringVar(&o.GT, "hr", "", "directory of the ground-truth HR images (same base names; formerly --gt); may be left out with --niqe alone")
 	natVar(fs, &o.Border, "border", 4, "pixels cropped from every side before measuring (the scale, as the PDM evaluation)")
 	fs.BoolVar(&o.Y, "y-channel", false, "PSNR and SSIM on the ITU-R BT.601 Y channel (16 + (65.481 R + 128.553 G + 24.966 B)/255) instead of RGB")
 	natVar(fs, &o.Shift, "shift", 0, "maximise PSNR and SSIM over shifts of the ground truth within +-N pixels (the NTIRE 2018 scorer: --shift 40 --shift-patch 60 --border 10)")
@@ -83,7 +83,7 @@ func cmdEval(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if o.GT == "" && o.NIQE == "" {
-		return fmt.Errorf("%w: --gt is required (only --niqe works without a ground truth)", errUsage)
+		return fmt.Errorf("%w: --hr is required (only --niqe works without a ground truth)", errUsage)
 	}
 	if o.Border < 0 || o.Shift < 0 || o.ShiftPatch < 0 {
 		return fmt.Errorf("%w: --border, --shift and --shift-patch must not be negative", errUsage)
@@ -320,7 +320,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.ValLR, "val-lr", "", "own data: validation LR images (same base names as --val-hr)")
 	countVar(fs, &o.Producers, "producers", 2, "producers in this process, feeding the trainer through the embedded JetStream server")
 	fs.StringVar(&o.Dist, "dist", "default", "the demo data's degradation distribution (pdmflow synth --list); with it the demo also trains an oracle SR and compares the learned distribution with the truth")
-	seed := fs.Int64("seed", -1, "training seed (default: the config's); the demo data stay the same")
+	seed := seed(fs, "training seed (default: the config's); the demo data stay the same")
 	fs.BoolVar(&o.CompareDirect, "compare-direct", false, "also train PDM-SR in a single process, without the stream, and score it beside the streamed run")
 	lp := fs.String("lpips", "", "also score LPIPS with these comma-separated weights files (see eval --lpips)")
 	fs.StringVar(&o.InitSR, "init-sr", "", "start every SR network of the demo from these weights (same architecture and shape as the config's sr), as the official code starts from a pretrained EDSR")

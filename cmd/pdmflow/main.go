@@ -7,7 +7,7 @@
 //	pdmflow broker --dir             a standalone JetStream server
 //	pdmflow degrade --weights --in   apply a trained PDM to HR images
 //	pdmflow sr --weights --in        super-resolve LR images
-//	pdmflow eval --sr --gt           PSNR and SSIM (RGB or Y, shift-searched), LPIPS, NIQE
+//	pdmflow eval --sr --hr           PSNR and SSIM (RGB or Y, shift-searched), LPIPS, NIQE
 //	pdmflow niqe-fit --pristine      a NIQE model of pristine images
 //	pdmflow import --in --kind       official PyTorch checkpoints to pdmflow weights
 //
@@ -17,8 +17,8 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	flag "github.com/spf13/pflag"
 	"io"
 	"log/slog"
 	"os"
@@ -61,54 +61,76 @@ type env struct {
 	// progress is where long work reports progress: stderr as text, or
 	// JSON log records with --log-json.
 	progress *progress.Writer
+	// describe, when set, makes parse store the command's flag set there
+	// and stop the command (errDescribed): how completion and the tests
+	// learn each command's flags without running it.
+	describe **flag.FlagSet
+	// given holds the flags set on the command line (not from the
+	// environment), after parse.
+	given map[string]bool
 }
 
 type command struct {
+	group   string // the top-level help's heading
 	summary string
 	run     func(ctx context.Context, e *env, args []string) error
 }
 
+// Top-level help groups, in order.
+var commandGroups = []string{"Start here", "Train and apply", "Measure", "Distributed runs", "The record of a run", "This program"}
+
 var commands = map[string]command{
-	"run":        {"run the demo end to end: make data, train PDM-SR and a bicubic baseline, compare", cmdRun},
-	"train":      {"train PDM and the SR network on HR images (or the pair stream) and real LR images", cmdTrain},
-	"produce":    {"generate pairs with the current PDM weights and publish them to JetStream", cmdProduce},
-	"devices":    {"show the CPU and GPUs a producer here can generate on (--device)", cmdDevices},
-	"broker":     {"run a standalone NATS JetStream server for multi-host deployments", cmdBroker},
-	"degrade":    {"apply a trained PDM to HR images (deterministic for a seed)", cmdDegrade},
-	"sr":         {"super-resolve LR images with trained SR weights (or bicubic)", cmdSR},
-	"eval":       {"PSNR and SSIM of SR images against ground truth (RGB or Y, shift-searched), LPIPS, NIQE", cmdEval},
-	"import":     {"convert the official code's PyTorch checkpoints (PDM, discriminator, EDSR, RRDB) or LPIPS weights to pdmflow safetensors", cmdImport},
-	"niqe-fit":   {"fit a NIQE pristine model (mean and covariance of patch features) on a directory of images", cmdNIQEFit},
-	"synth":      {"build a target set with a known degradation (--dist): real-LR set, HR set, validation pairs, truth.json", cmdSynth},
-	"study":      {"run the demo for every config, synth distribution and seed; tabulate PSNR/SSIM (mean ± std) and the learned spread", cmdStudy},
-	"diversity":  {"compare a PDM's sampled degradations with a target set's truth: spread, Wasserstein-1, histograms", cmdDiversity},
-	"presets":    {"list the built-in configs, or print one as YAML", cmdPresets},
-	"version":    {"print the version", cmdVersion},
-	"bench":      {"measure workloads W1-W3 (pairs/s, GFLOP/s, peak RSS) against the PyTorch reference", cmdBench},
-	"replay":     {"train again on a recorded stream (an archive, or the stream from a sequence or time): bit-identical on CPU", cmdReplay},
-	"regenerate": {"recompute archived pairs from their seeds, crops and weights and check them bit for bit", cmdRegenerate},
-	"health":     {"probe HTTP health endpoints (container health checks): exit 0 when all answer 2xx", cmdHealth},
-	"export":     {"copy a range of the pair stream, byte for byte, into an archive (directory or S3)", cmdExport},
-	"inspect":    {"show the stream and its consumers, an archive, or one sample as JSON and PNGs", cmdInspect},
+	"run":        {"Start here", "run the demo end to end: make data, train PDM-SR and a bicubic baseline, compare", cmdRun},
+	"presets":    {"Start here", "list the built-in configs, or print one as YAML", cmdPresets},
+	"synth":      {"Start here", "build a target set with a known degradation (--dist): real-LR set, HR set, validation pairs, truth.json", cmdSynth},
+	"study":      {"Start here", "run the demo for every config, synth distribution and seed; tabulate PSNR/SSIM (mean ± std) and the learned spread", cmdStudy},
+	"train":      {"Train and apply", "train PDM and the SR network on HR images (or the pair stream) and real LR images", cmdTrain},
+	"degrade":    {"Train and apply", "apply a trained PDM to HR images (deterministic for a seed)", cmdDegrade},
+	"sr":         {"Train and apply", "super-resolve LR images with trained SR weights (or bicubic)", cmdSR},
+	"import":     {"Train and apply", "convert the official code's PyTorch checkpoints (PDM, discriminator, EDSR, RRDB) or LPIPS weights to pdmflow safetensors", cmdImport},
+	"eval":       {"Measure", "PSNR and SSIM of SR images against ground truth (RGB or Y, shift-searched), LPIPS, NIQE", cmdEval},
+	"niqe-fit":   {"Measure", "fit a NIQE pristine model (mean and covariance of patch features) on a directory of images", cmdNIQEFit},
+	"diversity":  {"Measure", "compare a PDM's sampled degradations with a target set's truth: spread, Wasserstein-1, histograms", cmdDiversity},
+	"bench":      {"Measure", "measure workloads W1-W3 (pairs/s, GFLOP/s, peak RSS) against the PyTorch reference", cmdBench},
+	"produce":    {"Distributed runs", "generate pairs with the current PDM weights and publish them to JetStream", cmdProduce},
+	"broker":     {"Distributed runs", "run a standalone NATS JetStream server for multi-host deployments", cmdBroker},
+	"devices":    {"Distributed runs", "show the CPU and GPUs a producer here can generate on (--device)", cmdDevices},
+	"health":     {"Distributed runs", "probe HTTP health endpoints (container health checks): exit 0 when all answer 2xx", cmdHealth},
+	"export":     {"The record of a run", "copy a range of the pair stream into an archive (exact bytes), or write it as a dataset (--format basicsr|parquet)", cmdExport},
+	"inspect":    {"The record of a run", "show the stream and its consumers, an archive, or one sample as JSON and PNGs", cmdInspect},
+	"replay":     {"The record of a run", "train again on a recorded stream (an archive, or the stream from a sequence or time): bit-identical on CPU", cmdReplay},
+	"regenerate": {"The record of a run", "recompute archived pairs from their seeds, crops and weights and check them bit for bit", cmdRegenerate},
+	"version":    {"This program", "print the version (also pdmflow --version)", cmdVersion},
 }
 
 // errUsage marks errors in how the command was called (exit code 2).
 var errUsage = errors.New("usage")
 
 func usage(w io.Writer) {
-	fmt.Fprintf(w, "pdmflow learns the degradation of real low-resolution images (PDM) and trains super-resolution on it.\n\nUsage: pdmflow COMMAND [flags]\n\nCommands:\n")
-	var names []string
-	for n := range commands {
-		names = append(names, n)
+	fmt.Fprintf(w, "pdmflow learns the degradation of real low-resolution images (PDM) and trains super-resolution on it.\n\nUsage: pdmflow COMMAND [flags]\n")
+	for _, g := range commandGroups {
+		var names []string
+		for n, c := range commands {
+			if c.group == g {
+				names = append(names, n)
+			}
+		}
+		sort.Strings(names)
+		fmt.Fprintf(w, "\n%s:\n", g)
+		for _, n := range names {
+			fmt.Fprintf(w, "  %-11s %s\n", n, commands[n].summary)
+		}
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-11s %s\n", n, commands[n].summary)
-	}
-	fmt.Fprintf(w, "\nRun 'pdmflow COMMAND --help' for a command's flags.\n")
+	fmt.Fprintf(w, "\nRun 'pdmflow COMMAND --help' for a command's flags; every flag can also be set from the environment\n(--flag-name as %sFLAG_NAME).\n", envPrefix)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "__complete" || args[0] == "__completeNoDesc") {
+		return complete(ctx, args, stdout, stderr)
+	}
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args = []string{"version"}
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		if len(args) > 1 {
 			args = []string{args[1], "--help"}
@@ -122,7 +144,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "pdmflow: unknown command %q\n\n", args[0])
+		fmt.Fprintf(stderr, "pdmflow: unknown command %q%s\n\n", args[0], suggest(args[0]))
 		usage(stderr)
 		return exitUsage
 	}
@@ -171,39 +193,53 @@ type common struct {
 
 func newFlags(e *env, name, synopsis string) (*flag.FlagSet, *common) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SortFlags = false
 	fs.SetOutput(e.stderr)
 	c := &common{}
 	countVar(fs, &c.threads, "threads", runtime.GOMAXPROCS(0), "compute threads")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.BoolVar(&c.logJSON, "log-json", false, "log as JSON lines instead of text")
+	fs.BoolVar(&c.logJSON, "log-json", false, "log as JSON lines instead of text (progress included)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: pdmflow %s\n\n", synopsis)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { printUsage(fs.Output(), fs, synopsis) }
 	return fs, c
 }
 
-// parse parses args and applies the common options.
+// errDescribed ends a command run by describe at its flag parsing.
+var errDescribed = errors.New("described")
+
+// parse parses args and applies the common options. GNU style: --flag
+// value or --flag=value, anywhere among the arguments; -flag is taken as
+// --flag for a flag of that name (the Go flag package's form, which old
+// scripts use). Every flag not given is then taken from its environment
+// variable (envName), if set.
 func parse(fs *flag.FlagSet, c *common, e *env, args []string) error {
-	// The flag package prints the whole usage with every error; a bad
-	// value gets one line instead (run prints it), --help the usage.
+	if e.describe != nil {
+		*e.describe = fs
+		return errDescribed
+	}
+	// pflag prints the whole usage with every error; a bad value gets one
+	// line instead (run prints it), --help the usage.
 	out := fs.Output()
 	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
+	err := fs.Parse(renamed(e, fs.Name(), longDashes(fs, args)))
 	fs.SetOutput(out)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			// Asked for: to stdout, so that it pipes into a pager.
+			fs.SetOutput(e.stdout)
 			fs.Usage()
+			fs.SetOutput(out)
 			return err
 		}
-		// The flag package names flags "-name"; the help says "--name".
-		msg := strings.Replace(err.Error(), " for flag -", " for --", 1)
-		msg = strings.Replace(msg, "not defined: -", "not defined: --", 1)
-		return fmt.Errorf("%w: %s (see pdmflow %s --help)", errUsage, msg, fs.Name())
+		return fmt.Errorf("%w: %v (see pdmflow %s --help)", errUsage, err, fs.Name())
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, strings.Join(fs.Args(), " "))
+		return fmt.Errorf("%w: unexpected arguments %q (every input is a --flag; see pdmflow %s --help)", errUsage, strings.Join(fs.Args(), " "), fs.Name())
+	}
+	e.given = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { e.given[f.Name] = true })
+	if err := applyEnv(fs, os.Getenv); err != nil {
+		return err
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
@@ -234,20 +270,28 @@ func parse(fs *flag.FlagSet, c *common, e *env, args []string) error {
 	return nil
 }
 
-// required reports the first empty required flag.
-func required(flags map[string]string) error {
-	var names []string
-	for n := range flags {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if flags[n] == "" {
-			return fmt.Errorf("%w: --%s is required", errUsage, n)
+// longDashes turns -name and -name=value into --name... when name is a
+// flag of fs (pdmflow has no one-letter flags but -h).
+func longDashes(fs *flag.FlagSet, args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a
+		if a == "--" {
+			copy(out[i:], args[i:])
+			break
+		}
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' {
+			name, _, _ := strings.Cut(a[1:], "=")
+			if fs.Lookup(name) != nil {
+				out[i] = "-" + a
+			}
 		}
 	}
-	return nil
+	return out
 }
+
+// required reports, in one error, every required flag left empty.
+func required(flags map[string]string) error { return missingFlags(nil, flags) }
 
 func cmdVersion(ctx context.Context, e *env, args []string) error {
 	fs, c := newFlags(e, "version", "version")
@@ -276,6 +320,9 @@ func (f intFlag) String() string {
 	}
 	return strconv.Itoa(*f.p)
 }
+
+// Type names the value in help.
+func (f intFlag) Type() string { return "int" }
 
 func (f intFlag) Set(s string) error {
 	v, err := strconv.ParseInt(strings.TrimSpace(s), 10, strconv.IntSize)
@@ -344,6 +391,9 @@ func (f durationFlag) String() string {
 	return f.p.String()
 }
 
+// Type names the value in help.
+func (f durationFlag) Type() string { return "duration" }
+
 func (f durationFlag) Set(s string) error {
 	v, err := time.ParseDuration(strings.TrimSpace(s))
 	if err != nil {
@@ -375,6 +425,9 @@ func (f seedFlag) String() string {
 	}
 	return strconv.FormatInt(*f.p, 10)
 }
+
+// Type names the value in help.
+func (f seedFlag) Type() string { return "int" }
 
 func (f seedFlag) Set(s string) error {
 	v, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)

@@ -22,8 +22,8 @@ func TestHelpEveryCommand(t *testing.T) {
 		if code := run(context.Background(), []string{name, "--help"}, &o, &e); code != exitOK {
 			t.Errorf("%s --help: exit %d", name, code)
 		}
-		if !strings.Contains(e.String(), "Usage: pdmflow "+name) {
-			t.Errorf("%s --help prints no usage line:\n%s", name, e.String())
+		if !strings.Contains(o.String(), "Usage: pdmflow "+name) || e.Len() != 0 {
+			t.Errorf("%s --help prints no usage line to stdout, or something to stderr:\n%s%s", name, o.String(), e.String())
 		}
 	}
 }
@@ -36,8 +36,8 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"train", "--out", "x"}, "--hr is required"},
-		{[]string{"train", "--source", "nats://127.0.0.1:1", "--out", "x"}, "--run is required"},
-		{[]string{"train", "--source", "nats://127.0.0.1:1", "--run", "r", "--hr", "a", "--out", "x"}, "exclude each other"},
+		{[]string{"train", "--nats-url", "nats://127.0.0.1:1", "--out", "x"}, "--nats-url needs --run"},
+		{[]string{"train", "--nats-url", "nats://127.0.0.1:1", "--run", "r", "--hr", "a", "--out", "x"}, "exclude each other"},
 		{[]string{"produce", "--hr", "a"}, "--run is required"},
 		{[]string{"produce", "--run", "r", "--hr", "a", "--nats-user", "u", "--nats-token", "t"}, "auth"},
 		{[]string{"degrade", "--in", "a", "--out", "b"}, "--weights is required"},

@@ -14,13 +14,13 @@ import (
 )
 
 func cmdReplay(ctx context.Context, e *env, args []string) error {
-	fs, c := newFlags(e, "replay", "replay (--archive URL | --run ID [--from-seq N | --from-time RFC3339] [NATS flags]) --config ORIGINAL_OUT/config.yaml --lr DIR --out DIR [--compare ORIGINAL_OUT]")
+	fs, c := newFlags(e, "replay", "replay (--archive URL | --run ID [--from-seq N | --since RFC3339] [NATS flags]) --config ORIGINAL_OUT/config.yaml --lr DIR --out DIR [--compare ORIGINAL_OUT]")
 	var conn connection
 	conn.addFlags(fs)
 	archiveURL := fs.String("archive", "", "replay an archive written by 'pdmflow export' (a directory or s3://bucket/prefix)")
 	run := fs.String("run", "", "replay the live stream of this run instead of an archive")
 	fromSeq := fs.Uint64("from-seq", 0, "with --run: start at this stream sequence (default: the run's first message)")
-	fromTime := fs.String("from-time", "", "with --run: start at the first message stored at or after this time (RFC 3339)")
+	fromTime := fs.String("since", "", "with --run: start at the first message stored at or after this time (RFC 3339; as export --since)")
 	config := fs.String("config", "", "the original run's config (its OUT/config.yaml): it holds the seed and the pool size the replay must share")
 	lr := fs.String("lr", "", "directory of real low-resolution images (the original run's --lr)")
 	out := fs.String("out", "", "output directory of the replay (it resumes from its own checkpoint)")
@@ -38,13 +38,13 @@ func cmdReplay(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%w: give exactly one of --archive and --run", errUsage)
 	}
 	if *archiveURL != "" && (*fromSeq > 0 || *fromTime != "") {
-		return fmt.Errorf("%w: --from-seq and --from-time are for --run (an archive replays from its start)", errUsage)
+		return fmt.Errorf("%w: --from-seq and --since are for --run (an archive replays from its start)", errUsage)
 	}
 	var start time.Time
 	if *fromTime != "" {
 		t, err := time.Parse(time.RFC3339, *fromTime)
 		if err != nil {
-			return fmt.Errorf("%w: --from-time: %v", errUsage, err)
+			return fmt.Errorf("%w: --since: %v", errUsage, err)
 		}
 		start = t
 	}

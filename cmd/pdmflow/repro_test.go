@@ -16,7 +16,7 @@ import (
 )
 
 // TestReproduceThroughTheCLI runs a small distributed run as a user would,
-// command by command (train --source, two produce, then export, replay
+// command by command (train --run, two produce, then export, replay
 // --compare and regenerate --all), against an embedded JetStream server and
 // a file store: the replay is bit-identical to the run and every archived
 // pair regenerates bit for bit.
@@ -64,7 +64,7 @@ func TestReproduceThroughTheCLI(t *testing.T) {
 			}
 		}()
 	}
-	_, e, code := cmd("train", "--source", b.ClientURL(), "--run", "cli", "--store", store, "--lr", lr, "--out", out, "--config", cfgFile, "--publish-every", "3")
+	_, e, code := cmd("train", "--nats-url", b.ClientURL(), "--run", "cli", "--store", store, "--lr", lr, "--out", out, "--config", cfgFile, "--publish-every", "3")
 	stopProducers()
 	wg.Wait()
 	if code != exitOK {

@@ -57,10 +57,10 @@ func TestNoSecretsInHelpOrErrors(t *testing.T) {
 		// NATS: a password or token in the environment, in a URL, on the
 		// command line; servers that do not answer, URLs that do not parse.
 		tc{[]string{"PDMFLOW_NATS_PASSWORD"}, []string{"produce", "--run", "r", "--hr", hr, "--degradation", "bicubic", "--nats-user", "u", "--nats-url", "nats://127.0.0.1:1"}},
-		tc{[]string{"PDMFLOW_NATS_TOKEN"}, []string{"train", "--source", "nats://127.0.0.1:1", "--run", "r", "--out", dir, "--degradation", "bicubic"}},
+		tc{[]string{"PDMFLOW_NATS_TOKEN"}, []string{"train", "--nats-url", "nats://127.0.0.1:1", "--run", "r", "--out", dir, "--degradation", "bicubic"}},
 		tc{nil, []string{"produce", "--run", "r", "--hr", hr, "--degradation", "bicubic", "--nats-url", "nats://u:urlPw9901@127.0.0.1:1"}},
 		tc{nil, []string{"produce", "--run", "r", "--hr", hr, "--degradation", "bicubic", "--nats-url", "nats://u:urlPw9901@[::1"}},
-		tc{nil, []string{"train", "--source", "nats://urlTok9902@127.0.0.1:1", "--run", "r", "--out", dir, "--degradation", "bicubic"}},
+		tc{nil, []string{"train", "--nats-url", "nats://urlTok9902@127.0.0.1:1", "--run", "r", "--out", dir, "--degradation", "bicubic"}},
 		tc{nil, []string{"inspect", "--nats-url", "tls://u:urlPw9901@127.0.0.1:1,nats://u:urlPw9901@127.0.0.1:2"}},
 		tc{nil, []string{"inspect", "--nats-url", "nats://urlTok9902@127.0.0.1:1", "--nats-password", "flagNatsPw9908"}},
 		tc{nil, []string{"export", "--out", dir, "--nats-url", "nats://127.0.0.1:1", "--nats-user", "u", "--nats-password", "flagNatsPw9908"}},

@@ -4,8 +4,8 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	flag "github.com/spf13/pflag"
 	"os"
 	"strings"
 	"sync"
@@ -51,6 +51,11 @@ func (c *connection) addFlags(fs *flag.FlagSet) {
 	durationVar(fs, &c.stream.MaxAge, "stream-max-age", 0, true, "retention of a stream this command creates, in time (default none)")
 	optCountVar(fs, &c.stream.Replicas, "replicas", 0, "replicas of the stream and of the weights KV bucket (3 on a 3-node cluster; default 1)")
 	fs.StringVar(&c.file, "connect", "", "YAML file with nats: and s3: settings (lowest precedence after env vars)")
+}
+
+// addMetricsFlag gives a long-running command that has Prometheus
+// metrics its --metrics-addr.
+func (c *connection) addMetricsFlag(fs *flag.FlagSet) {
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. :9090")
 }
 
@@ -171,16 +176,17 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 	fs, c := newFlags(e, "produce", "produce --run ID --hr DIR|s3://BUCKET/PREFIX [--id NAME] [--store URL] [--degradation pdm|bicubic|gaussian] [NATS and S3 flags]")
 	var conn connection
 	conn.addFlags(fs)
+	conn.addMetricsFlag(fs)
 	var pc producer.Config
 	fs.StringVar(&pc.Run, "run", "", "run id (the trainer's --run)")
 	host, _ := os.Hostname()
-	fs.StringVar(&pc.ID, "id", sanitizeID(fmt.Sprintf("%s-%d", host, os.Getpid())), "producer id, unique within the run; a restarted producer with the same id continues its batch sequence")
+	fs.StringVar(&pc.ID, "id", defaultProducerID(host), "producer id, unique within the run (default: this host's name, so that a restarted producer is the same one); a restarted producer with the same id continues its batch sequence, and a second live process with the same id is refused")
 	hr := fs.String("hr", "", "HR images: a directory or s3://bucket/prefix")
 	storeURL := fs.String("store", "", "blob store of the weights: file://DIR or s3://bucket/prefix (required for --degradation pdm)")
 	preset := fs.String("preset", "cpu-small", "config the trainer uses (HR crop size, scale, seed)")
 	config := fs.String("config", "", "YAML config file (overrides --preset)")
 	fs.StringVar(&pc.Degradation, "degradation", "", "pdm (the trainer's current weights), bicubic or gaussian (default: the config's)")
-	optCountVar(fs, &pc.HRSize, "hr-size", 0, "HR crop side (default: the config's hr_crop)")
+	optCountVar(fs, &pc.HRSize, "hr-crop", 0, "HR crop side (default: the config's hr_crop)")
 	seed := seed(fs, "run seed (default: the config's)")
 	optCountVar(fs, &pc.BatchPairs, "batch-pairs", 0, "pairs per message (default: about 2 MiB per message)")
 	optCountVar(fs, &pc.LagBudget, "lag-budget", 0, "pause while the trainer has more than this many messages pending (default: the config's lag_budget, else 16)")
@@ -191,6 +197,9 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 	device := fs.String("device", envOr(envDevice, "auto"), "where to degrade: cpu, cuda:N, cuda:all (one generator per GPU, ids ID-cudaN) or auto (every GPU if this binary has CUDA and sees one, else the CPU) [$"+envDevice+"]")
 	precision := fs.String("precision", envOr(envPrecision, "fp32"), "GPU precision of the noise network's convolutions: fp32, tf32 or bf16 [$"+envPrecision+"]")
 	uiAddr := uiFlag(fs, uiProduce)
+	var leaseWait time.Duration
+	durationVar(fs, &leaseWait, "id-wait", 2*registry.DefaultLeaseTTL, true, "how long to wait for another process's hold on this producer id to expire before giving up")
+	setGroup(fs, groupTuning, "id-wait")
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
@@ -275,6 +284,10 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 	// own (id ID-cudaN, its own subject and batch sequence) in this
 	// process; the first to fail stops the others.
 	var ps []*producer.Producer
+	pc.LeaseWait = leaseWait
+	if leaseWait == 0 {
+		pc.LeaseWait = -1 // not at all
+	}
 	for _, d := range devs {
 		pci := pc
 		pci.Device = d
@@ -287,8 +300,8 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 		}
 		ps = append(ps, p)
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	errs := make([]error, len(ps))
 	var wg sync.WaitGroup
 	for i, p := range ps {
@@ -297,7 +310,7 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 			defer wg.Done()
 			errs[i] = p.Run(rctx)
 			if errs[i] != nil && !errors.Is(errs[i], context.Canceled) {
-				cancel()
+				cancel(errs[i])
 			}
 			e.log.Info("producer stopped", "device", devs[i].Name(), "next_batch", p.NextBatch(), "weights_version", p.Weights().Version)
 		}()
@@ -309,6 +322,20 @@ func cmdProduce(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	return nil // done, or a clean stop on SIGINT/SIGTERM
+}
+
+// defaultProducerID is a producer's id when --id is not given: the host's
+// name, as an id (a restarted producer on the same host is the same
+// producer).
+func defaultProducerID(host string) string {
+	id := sanitizeID(host)
+	if id == "" {
+		id = "producer"
+	}
+	if len(id) > 64 {
+		id = id[:64]
+	}
+	return id
 }
 
 // The environment variables of produce's device flags.

@@ -17,14 +17,14 @@ import (
 )
 
 func cmdTrain(ctx context.Context, e *env, args []string) error {
-	fs, c := newFlags(e, "train", "train (--hr DIR | --source nats://HOST:PORT --run ID --store URL) --lr DIR --out DIR [--preset NAME | --config FILE] [--steps N] [--init-sr SR.safetensors] [--vgg VGG19.pth]")
+	fs, c := newFlags(e, "train", "train (--hr DIR | --run ID --store URL [--nats-url nats://HOST:PORT]) --lr DIR --out DIR [--preset NAME | --config FILE] [--steps N] [--init-sr SR.safetensors] [--vgg VGG19.pth]")
 	var conn connection
 	conn.addFlags(fs)
-	source := fs.String("source", "", "train on the pair stream of this NATS server (nats://host:port; same as --nats-url) instead of --hr")
-	run := fs.String("run", "", "with --source: run id the producers publish under")
-	storeURL := fs.String("store", "", "with --source: blob store for the PDM weights (file://DIR or s3://bucket/prefix; a missing bucket is created)")
-	publishEvery := optCount(fs, "publish-every", 0, "with --source: steps between PDM weights publishes (default: the config's publish_every, else 50)")
-	acceptLoss := fs.Bool("accept-loss", false, "with --source: go on when the stream's retention removed messages this trainer had not read (counted in pdmflow_trainer_lost_messages_total); without it the trainer stops and says how many")
+	conn.addMetricsFlag(fs)
+	run := fs.String("run", "", "train on the pair stream of this run (its producers' --run), on the NATS server of --nats-url, instead of --hr")
+	storeURL := fs.String("store", "", "with --run: blob store for the PDM weights (file://DIR or s3://bucket/prefix; a missing bucket is created)")
+	publishEvery := optCount(fs, "publish-every", 0, "with --run: steps between PDM weights publishes (default: the config's publish_every, else 50)")
+	acceptLoss := fs.Bool("accept-loss", false, "with --run: go on when the stream's retention removed messages this trainer had not read (counted in pdmflow_trainer_lost_messages_total); without it the trainer stops and says how many")
 	hr := fs.String("hr", "", "directory of high-resolution images (the images to degrade)")
 	lr := fs.String("lr", "", "directory of real low-resolution images (the degradation to learn)")
 	valHR := fs.String("val-hr", "", "validation ground truth: score the SR network while it trains (with --val-lr; same base names)")
@@ -43,19 +43,26 @@ func cmdTrain(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, c, e, args); err != nil {
 		return err
 	}
-	streaming := *source != "" || *run != ""
+	streaming := *run != ""
 	if streaming {
-		if err := required(map[string]string{"run": *run, "out": *out}); err != nil {
+		if err := required(map[string]string{"out": *out}); err != nil {
 			return err
 		}
 		if *hr != "" {
-			return fmt.Errorf("%w: --hr and --source exclude each other (producers read the HR images)", errUsage)
+			return fmt.Errorf("%w: --hr and --run exclude each other (on the stream, producers read the HR images)", errUsage)
 		}
-		if *source != "" {
-			conn.nats.URL = *source
+	} else {
+		if e.given["nats-url"] {
+			return fmt.Errorf("%w: --nats-url needs --run: the run whose pair stream to train on (or --hr to train on local images)", errUsage)
 		}
-	} else if err := required(map[string]string{"hr": *hr, "out": *out}); err != nil {
-		return err
+		if err := required(map[string]string{"hr": *hr, "out": *out}); err != nil {
+			return err
+		}
+		for _, f := range []string{"store", "publish-every", "accept-loss", "metrics-addr"} {
+			if e.given[f] {
+				return fmt.Errorf("%w: --%s is for training on the stream (--run); with --hr there is none (--ui-addr shows a local run)", errUsage, f)
+			}
+		}
 	}
 	cfg, err := loadConfig(*preset, *config)
 	if err != nil {

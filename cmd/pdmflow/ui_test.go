@@ -25,8 +25,8 @@ func TestUIAddrInHelp(t *testing.T) {
 		if code := run(context.Background(), []string{name, "--help"}, &o, &e); code != exitOK {
 			t.Fatalf("%s --help: exit %d", name, code)
 		}
-		if !strings.Contains(e.String(), "-ui-addr") || !strings.Contains(e.String(), "no authentication") {
-			t.Errorf("%s --help does not offer --ui-addr:\n%s", name, e.String())
+		if !strings.Contains(o.String(), "--ui-addr") || !strings.Contains(o.String(), "no authentication") {
+			t.Errorf("%s --help does not offer --ui-addr:\n%s", name, o.String())
 		}
 	}
 }

@@ -189,6 +189,11 @@ func TestPerProducerPermissions(t *testing.T) {
 	if after, _ := stream.Info(ctx); after.State.LastSeq != before.State.LastSeq {
 		t.Errorf("the stream grew from seq %d to %d by host-a's publishes on host-b's subject", before.State.LastSeq, after.State.LastSeq)
 	}
+	// Nor hold another producer's id.
+	if l, err := registry.AcquireLease(short, jsA, run, "host-b", registry.Holder{Host: "x", PID: 1, Instance: "x"}, 0, 0, nil); err == nil {
+		l.Release(ctx)
+		t.Error("host-a took host-b's producer id")
+	}
 	kvA, err := jsA.KeyValue(ctx, registry.Bucket)
 	if err != nil {
 		t.Fatal(err)

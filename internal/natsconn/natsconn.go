@@ -24,7 +24,7 @@ package natsconn
 import (
 	"context"
 	"errors"
-	"flag"
+	flag "github.com/spf13/pflag"
 	"fmt"
 	"log/slog"
 	"net/url"

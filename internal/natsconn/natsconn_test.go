@@ -9,7 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"flag"
+	flag "github.com/spf13/pflag"
 	"io"
 	"log/slog"
 	"math/big"
