@@ -139,12 +139,13 @@ var renamedFlags = map[string]map[string]string{
 }
 
 // renamed rewrites the old flag names of command in args to their new
-// names, noting each on stderr.
-func renamed(e *env, command string, args []string) []string {
+// names, and returns a note for each (logged once the log is set up).
+func renamed(command string, args []string) ([]string, []string) {
 	old := renamedFlags[command]
 	if len(old) == 0 {
-		return args
+		return args, nil
 	}
+	var notes []string
 	out := slices.Clone(args)
 	for i, a := range out {
 		if a == "--" {
@@ -155,14 +156,14 @@ func renamed(e *env, command string, args []string) []string {
 			continue
 		}
 		if now, ok := old[name]; ok {
-			fmt.Fprintf(e.stderr, "pdmflow %s: --%s is now --%s (the old name still works)\n", command, name, now)
+			notes = append(notes, fmt.Sprintf("--%s is now --%s (the old name still works)", name, now))
 			out[i] = "--" + now
 			if hasValue {
 				out[i] += "=" + value
 			}
 		}
 	}
-	return out
+	return out, notes
 }
 
 // missingFlags names, in one error, every required flag left empty.

@@ -221,7 +221,8 @@ func parse(fs *flag.FlagSet, c *common, e *env, args []string) error {
 	// line instead (run prints it), --help the usage.
 	out := fs.Output()
 	fs.SetOutput(io.Discard)
-	err := fs.Parse(renamed(e, fs.Name(), longDashes(fs, args)))
+	args, notes := renamed(fs.Name(), longDashes(fs, args))
+	err := fs.Parse(args)
 	fs.SetOutput(out)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -251,6 +252,9 @@ func parse(fs *flag.FlagSet, c *common, e *env, args []string) error {
 		e.progress.SetJSON(e.log)
 	} else {
 		e.log = slog.New(slog.NewTextHandler(e.stderr, opts))
+	}
+	for _, n := range notes {
+		e.log.Warn(n)
 	}
 	if c.threads < 1 {
 		return fmt.Errorf("%w: --threads must be at least 1", errUsage)
