@@ -350,7 +350,7 @@ func (p *Producer) holdID(ctx context.Context) (context.Context, func(), error) 
 	go func() {
 		select {
 		case <-lease.Lost():
-			cancel(fmt.Errorf("producer: %w: lost the hold on producer id %s of run %s (another process took it, or the broker was unreachable for the lease's whole TTL); stopped so that two processes never publish the same sample ids",
+			cancel(fmt.Errorf("producer: %w: lost the hold on producer id %s of run %s (another process took it, after this one's lease expired or as this host's successor); stopped so that two processes never publish the same sample ids",
 				registry.ErrLeaseHeld, p.cfg.ID, p.cfg.Run))
 		case <-lctx.Done():
 		}

@@ -37,7 +37,9 @@ type Holder struct {
 // would publish the same sample ids, and a restarted producer continues
 // its predecessor's batch sequence only if no other process still uses
 // the id. The holder renews it every TTL/3; a holder that dies loses it
-// TTL after its last renewal.
+// TTL after its last renewal. A holder that cannot reach the broker keeps
+// trying, and takes its lease again if it expired meanwhile and nobody
+// else took it; if somebody did, Lost closes.
 type Lease struct {
 	kv     jetstream.KeyValue
 	key    string
@@ -72,7 +74,7 @@ func AcquireLease(ctx context.Context, js jetstream.JetStream, run, id string, h
 	}
 	kv, err := js.KeyValue(ctx, LeaseBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = EnsureLeaseBucket(ctx, js, ttl)
+		kv, err = EnsureLeaseBucket(ctx, js, ttl, 1)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("registry: lease bucket %s (the trainer creates it; a producer without the right to create it must start after the trainer): %w", LeaseBucket, err)
@@ -136,17 +138,31 @@ func AcquireLease(ctx context.Context, js jetstream.JetStream, run, id string, h
 }
 
 // EnsureLeaseBucket creates the lease bucket with ttl (<= 0:
-// DefaultLeaseTTL) unless it exists: the trainer of a streamed run calls
-// it, so that producers need only the rights to their own keys.
-func EnsureLeaseBucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration) (jetstream.KeyValue, error) {
+// DefaultLeaseTTL) on replicas servers unless it exists with at least as
+// many: the trainer of a streamed run calls it with its weights bucket's
+// replicas (a producer must keep its lease while a node is down), so that
+// producers need only the rights to their own keys.
+func EnsureLeaseBucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) (jetstream.KeyValue, error) {
+	replicas = max(replicas, 1)
 	if kv, err := js.KeyValue(ctx, LeaseBucket); err == nil {
-		return kv, nil
+		have := 0
+		if s, err := kv.Status(ctx); err == nil {
+			if bs, ok := s.(*jetstream.KeyValueBucketStatus); ok {
+				have = bs.StreamInfo().Config.Replicas
+				if ttl <= 0 {
+					ttl = bs.TTL()
+				}
+			}
+		}
+		if have >= replicas {
+			return kv, nil
+		}
 	}
 	if ttl <= 0 {
 		ttl = DefaultLeaseTTL
 	}
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: LeaseBucket, TTL: ttl, History: 1,
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: LeaseBucket, TTL: ttl, History: 1, Storage: jetstream.FileStorage, Replicas: replicas,
 		Description: "pdmflow: which process holds each producer id of each run",
 	})
 	if errors.Is(err, jetstream.ErrBucketExists) {
@@ -179,7 +195,9 @@ func stale(old, h Holder) bool {
 	return errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone)
 }
 
-// renew keeps the lease until Release, or until it is lost.
+// renew keeps the lease until Release, or until another process holds
+// it. While the broker cannot be reached it keeps trying; if the lease
+// expired meanwhile and nobody took it, it takes it again.
 func (l *Lease) renew() {
 	defer close(l.done)
 	t := time.NewTicker(l.ttl / 3)
@@ -192,34 +210,69 @@ func (l *Lease) renew() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), l.ttl/3)
-		l.mu.Lock()
-		rev, err := l.kv.Update(ctx, l.key, l.data, l.rev)
-		if err == nil {
-			l.rev, failures = rev, 0
-		}
-		l.mu.Unlock()
+		lost, err := l.renewOnce(ctx)
 		cancel()
-		if err == nil {
-			continue
-		}
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
-			l.log.Error("producer lease lost: another process took this producer id", "key", l.key)
+		switch {
+		case lost:
+			l.log.Error("producer lease lost: another process holds this producer id", "key", l.key)
 			close(l.lost)
 			return
-		}
-		failures++
-		l.log.Warn("producer lease not renewed", "key", l.key, "err", err, "failures", failures)
-		if time.Duration(failures)*l.ttl/3 >= l.ttl {
-			l.log.Error("producer lease expired: the broker was unreachable for its whole TTL", "key", l.key, "ttl", l.ttl)
-			close(l.lost)
-			return
+		case err != nil:
+			failures++
+			if failures == 1 || failures%10 == 0 {
+				l.log.Warn("producer lease not renewed; retrying", "key", l.key, "err", err, "failures", failures)
+			}
+		default:
+			if failures > 0 {
+				l.log.Info("producer lease renewed again", "key", l.key, "after_failures", failures)
+			}
+			failures = 0
 		}
 	}
 }
 
-// Lost is closed when the lease is lost (another process took the id, or
-// renewals failed for a whole TTL): the holder must stop publishing.
+// renewOnce renews the lease, or takes it again if it expired; it reports
+// lost when another process holds it.
+func (l *Lease) renewOnce(ctx context.Context) (lost bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rev, err := l.kv.Update(ctx, l.key, l.data, l.rev)
+	if err == nil {
+		l.rev = rev
+		return false, nil
+	}
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || (apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence && apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		return false, err // the broker, not the key
+	}
+	// The key moved: expired, deleted, or taken.
+	e, err := l.kv.Get(ctx, l.key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+		rev, err := l.kv.Create(ctx, l.key, l.data)
+		if err != nil {
+			return false, err // another may have been faster: the next round tells
+		}
+		l.rev = rev
+		l.log.Warn("producer lease had expired (the broker was out of reach for its TTL); taken again", "key", l.key)
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	var h Holder
+	_ = json.Unmarshal(e.Value(), &h)
+	var mine Holder
+	_ = json.Unmarshal(l.data, &mine)
+	if h.Instance != "" && h.Instance == mine.Instance {
+		l.rev = e.Revision()
+		return false, nil
+	}
+	return true, nil
+}
+
+// Lost is closed when another process holds the lease (it took the id
+// after this one's lease expired, or took it over as stale): the holder
+// must stop publishing.
 func (l *Lease) Lost() <-chan struct{} { return l.lost }
 
 // Release gives the lease up at once (a clean shutdown), so that a

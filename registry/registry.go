@@ -56,6 +56,8 @@ type Registry struct {
 	store *store.Bucket
 	run   string
 	log   *slog.Logger
+	// replicas of the bucket, as found or made
+	replicas int
 }
 
 // Open binds (creating it if needed) the KV bucket for run's pointer. The
@@ -87,7 +89,7 @@ func OpenReplicas(ctx context.Context, js jetstream.JetStream, st *store.Bucket,
 			}
 		}
 		if have >= replicas {
-			return &Registry{kv: kv, store: st, run: run, log: log}, nil
+			return &Registry{kv: kv, store: st, run: run, log: log, replicas: have}, nil
 		}
 		replicas = max(replicas, have)
 	}
@@ -101,8 +103,13 @@ func OpenReplicas(ctx context.Context, js jetstream.JetStream, st *store.Bucket,
 	if err != nil {
 		return nil, fmt.Errorf("registry: KV bucket %s: %w", Bucket, err)
 	}
-	return &Registry{kv: kv, store: st, run: run, log: log}, nil
+	return &Registry{kv: kv, store: st, run: run, log: log, replicas: replicas}, nil
 }
+
+// Replicas is the number of servers the bucket is kept on (0: unknown).
+// The buckets a run's trainer makes beside it (the producers' leases) get
+// as many.
+func (r *Registry) Replicas() int { return r.replicas }
 
 // Key is the KV key of the run's pointer.
 func (r *Registry) Key() string { return r.run + ".latest" }

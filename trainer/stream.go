@@ -162,7 +162,7 @@ func (t *Trainer) startStream(ctx context.Context) error {
 		// before the contract they wait for, so that producers need no
 		// right to create it.
 		if so.JS != nil {
-			if _, err := registry.EnsureLeaseBucket(ctx, so.JS, 0); err != nil {
+			if _, err := registry.EnsureLeaseBucket(ctx, so.JS, 0, so.Registry.Replicas()); err != nil {
 				return fmt.Errorf("trainer: %w", err)
 			}
 		}

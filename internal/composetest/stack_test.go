@@ -399,9 +399,9 @@ func (s *stack) logs(id string) string {
 }
 
 // producerID is the pdmflow producer id of a producer container: its
-// hostname (the container id's first 12 characters) and "-1", its pid.
+// hostname (the container id's first 12 characters), the default id.
 func (s *stack) producerID(id string) string {
-	return s.inspect(id, "{{.Config.Hostname}}") + "-1"
+	return s.inspect(id, "{{.Config.Hostname}}")
 }
 
 // stream reads the run's messages from the stream through the published
